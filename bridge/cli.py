@@ -1,0 +1,65 @@
+"""The ``vrbridge`` command: one sub-command per module in ``bridge.commands``.
+
+Each command module has ``HELP`` (one line), ``add_arguments(parser)`` and ``main(args) -> int``.
+Command modules import heavy packages (torch, cv2, mediapipe) inside ``main`` so ``vrbridge --help``
+stays instant. A :class:`UserError` anywhere ends the program with its one-line message and exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from bridge import __version__
+
+# sub-command -> module; the order is the order of ``vrbridge --help``.
+COMMANDS: dict[str, str] = {
+    "run": "bridge.commands.run",
+    "inspect": "bridge.commands.inspect",
+    "render": "bridge.commands.render",
+    "params": "bridge.commands.params",
+    "bench": "bridge.commands.bench",
+    "osc-monitor": "bridge.commands.osc_monitor",
+    "osc-send": "bridge.commands.osc_send",
+    "devices": "bridge.commands.devices",
+}
+
+
+class UserError(Exception):
+    """A mistake the user can fix (bad flag, bad config value, unreadable file): printed as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vrbridge", description="Steer a StyleGAN generator with a camera and hands; publish to the VJ rig.")
+    parser.add_argument("--version", action="version", version=f"vrbridge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # command not written yet
+                continue
+            raise
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(cmd)
+        cmd.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except UserError as exc:
+        print(f"vrbridge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,53 @@
+"""Shared test helpers. Tests use real components; only platform boundaries this machine cannot reach are stood in."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parent / "data"
+STYLEGAN_FIXTURES = DATA / "stylegan"
+IMAGES = DATA / "images"
+REPO = Path(__file__).resolve().parents[1]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Tests must never fetch weights: make any torch.hub download fail loudly.
+os.environ.setdefault("TORCH_HOME", str(Path(__file__).parent / ".torch_home_unused"))
+
+try:
+    import torch
+
+    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+except ImportError:  # pragma: no cover
+    pass
+
+
+def require_tool(name: str) -> str:
+    """Path of a system tool; skip locally where it is missing, but FAIL under CI (a missing install step)."""
+    path = shutil.which(name)
+    if path:
+        return path
+    message = f"{name} not installed (Debian: see .ci/run)"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port(host: str = "127.0.0.1", kind=socket.SOCK_DGRAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def vrbridge_cmd() -> list[str]:
+    """The CLI as a subprocess command, independent of PATH."""
+    return [sys.executable, "-m", "bridge"]
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
