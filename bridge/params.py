@@ -9,7 +9,8 @@ Conventions
 -----------
 * ``name`` is dotted (``mix.coarse``); the OSC address is ``/vrb/`` + name with dots as slashes.
 * ``kind`` is one of ``float``, ``int``, ``bool``, ``enum``, ``str``, ``int2`` (an [start, end) pair, two
-  ints on the wire) and ``action`` (a trigger with an optional string argument: it has no stored value).
+  ints on the wire), ``list`` (of strings; start-up settings only) and ``action`` (a trigger with an
+  optional string argument: it has no stored value).
 * ``live=False`` marks a start-up setting (show file / CLI only): it is validated here but not settable
   over OSC while running.
 * ``out_of_range`` says what a value outside [min, max] does: ``clamp`` (set the nearest bound and report
@@ -26,7 +27,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 OSC_ROOT = "/vrb"
 
-KINDS = ("float", "int", "bool", "enum", "str", "int2", "action")
+KINDS = ("float", "int", "bool", "enum", "str", "int2", "list", "action")
 
 
 class ParamError(ValueError):
@@ -89,7 +90,7 @@ class Param:
     @property
     def osc_typetags(self) -> str:
         """OSC type tag string of the value (OSCQuery TYPE); actions take an optional string."""
-        return {"float": "f", "int": "i", "bool": "T", "enum": "s", "str": "s", "int2": "ii", "action": "s"}[
+        return {"float": "f", "int": "i", "bool": "T", "enum": "s", "str": "s", "int2": "ii", "list": "s", "action": "s"}[
             self.kind
         ]
 
@@ -114,6 +115,11 @@ class Param:
             raise OutOfRange(self.name, f"{text!r} is not one of {', '.join(self.choices)}")
         if kind in ("str", "action"):
             return "" if value is None and kind == "action" else _as_str(self.name, value)
+        if kind == "list":
+            items = [value] if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                raise WrongType(self.name, f"expects a list of strings, got {value!r}")
+            return tuple(_as_str(self.name, item) for item in items)
         if kind == "int2":
             if not isinstance(value, (list, tuple)) or len(value) != 2:
                 raise WrongType(self.name, f"expects two ints [start, end), got {value!r}")
@@ -136,7 +142,7 @@ class Param:
         out["choices"] = list(self.choices)
         out["osc_address"] = self.osc_address
         out["osc_typetags"] = self.osc_typetags
-        if isinstance(self.default, tuple):
+        if isinstance(self.default, tuple):  # int2 and list defaults
             out["default"] = list(self.default)
         return out
 
@@ -226,14 +232,32 @@ PARAMS: tuple[Param, ...] = (
     _P("telemetry.z_dims", "int", 8, "How many leading dimensions of each z are sent in telemetry.",
        min=0, max=64, group="telemetry"),
     # ---- start-up settings (show file / CLI; validated here, not live) ----------------------------
+    # CLI flag = "--" + name with "_" as "-"; show-file key = name. Rows for later stages go here too.
     _P("network", "str", "", "Network pickle (.pkl) or safetensors file; empty = the embedded demo network.",
        group="startup", live=False, telemetry=False),
     _P("source", "str", "pattern", "Frame source: pattern | camera:N | video:PATH | images:DIR (and rig inputs).",
        group="startup", live=False, telemetry=False),
     _P("device", "enum", "auto", "Torch device for encoder and generator.",
        choices=("auto", "cpu", "cuda", "mps"), group="startup", live=False, telemetry=False),
+    _P("resolution", "str", "", "Output size WxH the sinks get (e.g. 1920x1080); empty = the network's own.",
+       group="startup", live=False, telemetry=False),
+    _P("fit", "enum", "letterbox", "How the square image fills a non-square output: letterbox, crop or stretch.",
+       choices=("letterbox", "crop", "stretch"), group="output"),
+    _P("preview", "str", "127.0.0.1:7780", "Preview web server HOST:PORT (MJPEG, /snapshot.jpg); 'off' disables.",
+       group="startup", live=False, telemetry=False),
+    _P("record", "str", "", "Record the output to this .mp4 file (empty = off).",
+       group="startup", live=False, telemetry=False),
+    _P("png_dir", "str", "", "Write every output frame as a PNG into this folder (empty = off).",
+       group="startup", live=False, telemetry=False),
+    _P("sink", "list", (), "Extra sinks, each kind:NAME (spout:NAME, syphon:NAME, ndi:NAME).",
+       group="startup", live=False, telemetry=False),
+    _P("osc_in", "str", "127.0.0.1:7700", "Listen for OSC control on HOST:PORT ('off' disables).",
+       group="startup", live=False, telemetry=False),
+    _P("osc_out", "list", ("127.0.0.1:7701",), "Send telemetry to these HOST:PORT targets.",
+       group="startup", live=False, telemetry=False),
+    _P("osc_allow", "list", (), "Sender IPs allowed when osc_in listens beyond localhost (required then).",
+       group="startup", live=False, telemetry=False),
 )
-
 PARAMS_BY_NAME: Mapping[str, Param] = MappingProxyType({p.name: p for p in PARAMS})
 PARAMS_BY_ADDRESS: Mapping[str, Param] = MappingProxyType({p.osc_address: p for p in PARAMS})
 assert len(PARAMS_BY_NAME) == len(PARAMS), "duplicate parameter name"
