@@ -57,6 +57,7 @@ class Keypoints:
     t_capture: float
     frame_index: int
     source: str = "mediapipe"
+    aspect: float = 1.0  # width / height of the tracked frame: landmarks are normalised per axis
 
     @property
     def active_hand(self) -> Hand | None:

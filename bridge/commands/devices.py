@@ -1,0 +1,61 @@
+"""``vrbridge devices``: cameras OpenCV can open (indices 0-9) and the torch devices, for --source / --device."""
+from __future__ import annotations
+
+import os
+import sys
+
+HELP = "list cameras (OpenCV indices 0-9) and torch devices (cpu, cuda, mps)"
+MAX_INDEX = 10
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--max-index", type=int, default=MAX_INDEX, help="probe camera indices below this")
+
+
+def main(args) -> int:
+    print("cameras (use --source camera:N):")
+    found = probe_cameras(args.max_index)
+    for index, desc in found:
+        print(f"  camera:{index}  {desc}")
+    if not found:
+        print("  none found")
+    print("torch devices (use --device):")
+    for name, desc in torch_devices():
+        print(f"  {name:5s} {desc}")
+    return 0
+
+
+def probe_cameras(max_index: int) -> list[tuple[int, str]]:
+    """Open each index briefly and read one frame. On Linux, indices without /dev/videoN are skipped at once."""
+    import cv2
+
+    found = []
+    for index in range(max_index):
+        if sys.platform.startswith("linux") and not os.path.exists(f"/dev/video{index}"):
+            continue
+        cap = cv2.VideoCapture(index)
+        try:
+            if not cap.isOpened():
+                continue
+            ok, frame = cap.read()
+            if ok and frame is not None:
+                fps = cap.get(cv2.CAP_PROP_FPS)
+                found.append((index, f"{frame.shape[1]}x{frame.shape[0]}" + (f" @ {fps:g} fps" if fps else "")))
+        finally:
+            cap.release()
+    return found
+
+
+def torch_devices() -> list[tuple[str, str]]:
+    import torch
+
+    out = [("cpu", f"{torch.get_num_threads()} threads, torch {torch.__version__}")]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            out.append((f"cuda:{i}" if i else "cuda", f"{props.name}, {props.total_memory / 2**30:.0f} GiB"))
+    else:
+        out.append(("cuda", "not available in this torch build / machine"))
+    mps = getattr(torch.backends, "mps", None)
+    out.append(("mps", "available" if mps is not None and mps.is_available() else "not available"))
+    return out

@@ -1,0 +1,92 @@
+"""``vrbridge run``: the live engine from the command line (flags and show-file keys come from the table)."""
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+
+from bridge import config
+from bridge.cli import UserError
+
+HELP = "run the live engine: source -> encoder -> StyleGAN -> preview / recorder / Spout / Syphon / NDI"
+log = logging.getLogger("bridge.run")
+
+
+def add_arguments(parser) -> None:
+    config.add_arguments(parser)
+    parser.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop by itself after this long")
+    parser.add_argument("--frames", type=int, default=None, metavar="N", help="stop by itself after N rendered frames")
+    parser.add_argument("--status-every", type=float, default=1.0, metavar="SECONDS",
+                        help="status line interval on stderr (0 = none)")
+
+
+def main(args) -> int:
+    settings = config.resolve(args)
+    from bridge.engine import build_engine, startup_errors
+
+    errors = startup_errors()
+    engine = None
+    try:
+        engine = build_engine(settings, progress=sys.stderr.isatty())
+        engine.start()
+    except errors as exc:
+        if engine is not None:
+            engine.stop()
+        raise UserError(str(exc)) from None
+    print_report(engine)
+    _install_signal_handlers(engine)
+    status = StatusLine(engine, args.status_every)
+    try:
+        engine.run_forever(duration=args.duration, max_frames=args.frames, on_tick=status.maybe_print)
+    finally:
+        t0 = time.monotonic()
+        engine.stop()
+        print(f"stopped after {engine.frames_rendered} frames ({time.monotonic() - t0:.2f} s to shut down)",
+              file=sys.stderr, flush=True)
+    return 0
+
+
+def print_report(engine) -> None:
+    print("vrbridge running", flush=True)
+    for line in engine.describe():
+        print("  " + line, flush=True)
+    if engine.demo:
+        log.warning("untrained demo network: pictures are random. Use a real model: vrbridge run --network FILE.pkl")
+    print("  stop with Ctrl-C", flush=True)
+
+
+def _install_signal_handlers(engine) -> None:
+    def stop(signum, _frame):
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        engine.request_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+class StatusLine:
+    """A once-a-second line: fps, per-stage ms, dropped frames, errors, latency."""
+
+    def __init__(self, engine, every: float) -> None:
+        self.engine = engine
+        self.every = every
+        self._next = time.monotonic() + every
+
+    def maybe_print(self) -> None:
+        if self.every <= 0 or time.monotonic() < self._next:
+            return
+        self._next += self.every
+        print(format_status(self.engine.health()), file=sys.stderr, flush=True)
+
+
+def format_status(health: dict) -> str:
+    ms = health.get("stage_ms", {})
+    stages = " ".join(f"{k} {ms[k]:.0f}" for k in ("encode", "map", "synth", "fit", "publish") if k in ms)
+    errors = sum(health.get("errors", {}).values())
+    line = (f"fps {health['fps']:5.1f} (source {health.get('source_fps', 0):.0f}) | ms {stages or '-'} | latency {ms.get('latency', 0):.0f} ms | "
+            f"frames {health['frames']} | dropped {health['dropped']} | errors {errors} | {health['status']}")
+    source = health.get("source", {}).get("status", "")
+    if source and source not in ("running",) and not source.startswith("showing"):
+        line += f" | source {source}"
+    return line

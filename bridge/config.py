@@ -1,0 +1,237 @@
+"""Show file (TOML) + command-line flags -> one validated settings dict, all derived from bridge/params.py.
+
+* Every table row is a show-file key; dotted names are TOML tables (``[mix] coarse = [0, 4]`` is
+  ``mix.coarse``), start-up rows are top-level keys (``network = "ffhq.pkl"``, ``osc_out = ["..."]``).
+* Every start-up row (``live=False``) is also a flag: ``--`` + name with ``_`` as ``-`` (``--osc-out``,
+  repeatable for lists; ``--record-input/--no-record-input`` for bools). Any row can be given at start with
+  ``--set NAME=VALUE`` (``--set psi=0.5 --set mix.coarse=0,4``).
+* Flags override the show file, which overrides the table defaults.
+* A bad value is one line naming the key, the value and what is allowed; nothing starts.
+
+Rows added to the table by anyone show up here by themselves: there is no list of keys in this file.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import sys
+from typing import Any, Iterable, Mapping
+
+from bridge.cli import UserError
+from bridge.params import PARAMS, PARAMS_BY_NAME, Param, ParamError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEST_PREFIX = "setting__"
+TRUE_WORDS = ("true", "on", "yes", "1")
+FALSE_WORDS = ("false", "off", "no", "0")
+
+
+class ConfigError(UserError):
+    """A show-file or flag value that cannot be used (one line: key, value, what is allowed)."""
+
+
+# ------------------------------------------------------------------------------------------------
+# Describing what is allowed (also used by ``vrbridge params``)
+# ------------------------------------------------------------------------------------------------
+def allowed(param: Param) -> str:
+    """What values ``param`` takes, in words: 'a number in [-1, 2]', 'one of auto, cpu, cuda, mps', ..."""
+    span = ""
+    if param.min is not None or param.max is not None:
+        span = f" in [{_num(param.min)}, {_num(param.max)}]"
+    return {
+        "float": f"a number{span}",
+        "int": f"an integer{span}",
+        "bool": "true or false",
+        "enum": "one of " + ", ".join(param.choices),
+        "str": "a string",
+        "int2": f"two integers [start, end){span}",
+        "list": "a list of strings",
+        "action": "a trigger (optional string)",
+    }[param.kind] + (f" ({param.unit})" if param.unit else "")
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "any"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def flag_of(param: Param) -> str:
+    return "--" + param.name.replace("_", "-").replace(".", "-")
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation of one value (shared by the file and the flags)
+# ------------------------------------------------------------------------------------------------
+def _check_size(value: str) -> None:
+    from bridge.imageops import parse_size
+
+    parse_size(value)
+
+
+def _check_preview(value: str) -> None:
+    if value.strip().lower() == "off":
+        return
+    from bridge.sinks.preview import parse_address
+
+    try:
+        parse_address(value)
+    except Exception as exc:  # SinkUnavailable carries the rule
+        raise ValueError(str(exc).split(": ", 1)[-1]) from None
+
+
+def _check_source(value: str) -> None:
+    from bridge.sources import SOURCE_KINDS
+
+    kind = value.partition(":")[0]
+    if kind not in SOURCE_KINDS:
+        raise ValueError(f"unknown source kind {kind!r}: use pattern, camera:N, video:PATH, images:DIR "
+                         f"(or {', '.join(k for k in SOURCE_KINDS if k not in ('pattern', 'camera', 'video', 'images'))})")
+
+
+# Extra checks of start-up values whose format the table's type cannot express (name -> raises ValueError).
+FORMAT_CHECKS = {"resolution": _check_size, "source_size": _check_size, "preview": _check_preview,
+                 "source": _check_source}
+
+
+def validate(name: str, value: Any, where: str) -> Any:
+    """``value`` coerced for row ``name``, strictly in range; ConfigError naming ``where`` otherwise."""
+    param = PARAMS_BY_NAME.get(name)
+    if param is None:
+        close = difflib.get_close_matches(name, list(PARAMS_BY_NAME), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see: vrbridge params"
+        raise ConfigError(f"{where}: unknown setting {name!r}{hint}")
+    try:
+        coerced = param.coerce(value)
+        _strict_range(param, value)
+        if name in FORMAT_CHECKS and coerced:
+            FORMAT_CHECKS[name](coerced)
+    except (ParamError, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, ParamError) else str(exc)
+        raise ConfigError(f"{where} = {_show(value)}: {detail} (allowed: {allowed(param)})") from None
+    return coerced
+
+
+def _strict_range(param: Param, value: Any) -> None:
+    """At start-up an out-of-range number is a mistake to report, not something to clamp silently."""
+    if param.kind not in ("float", "int", "int2"):
+        return
+    numbers = value if isinstance(value, (list, tuple)) else [value]
+    for number in numbers:
+        if (param.min is not None and number < param.min) or (param.max is not None and number > param.max):
+            raise ValueError(f"{number} is outside [{_num(param.min)}, {_num(param.max)}]")
+
+
+def _show(value: Any) -> str:
+    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+
+
+# ------------------------------------------------------------------------------------------------
+# The show file
+# ------------------------------------------------------------------------------------------------
+def load_show_file(path: str) -> dict[str, Any]:
+    """Read a TOML show file into {row name: validated value}."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such show file {path!r}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"--config {path}: not valid TOML: {exc}") from None
+    label = os.path.basename(path)
+    return {name: validate(name, value, f"{label}: {name}") for name, value in _flatten(data, "", label)}
+
+
+def _flatten(table: Mapping[str, Any], prefix: str, label: str) -> Iterable[tuple[str, Any]]:
+    for key, value in table.items():
+        name = prefix + key
+        if isinstance(value, dict):
+            if name in PARAMS_BY_NAME:
+                raise ConfigError(f"{label}: {name} is a table but must be {allowed(PARAMS_BY_NAME[name])}")
+            yield from _flatten(value, name + ".", label)
+        else:
+            yield name, value
+
+
+# ------------------------------------------------------------------------------------------------
+# Flags
+# ------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config``, one flag per start-up row, and ``--set NAME=VALUE`` for any row."""
+    parser.add_argument("--config", metavar="SHOW.toml", help="show file (TOML) with any of the settings below")
+    group = parser.add_argument_group("start-up settings (also show-file keys)")
+    for param in PARAMS:
+        if param.live or param.kind == "action":
+            continue
+        _add_flag(group, param)
+    parser.add_argument("--set", dest="set_values", action="append", default=[], metavar="NAME=VALUE",
+                        help="set any parameter at start, e.g. --set psi=0.5 --set mix.coarse=0,4 (repeatable)")
+
+
+def _add_flag(group, param: Param) -> None:
+    help_text = f"{param.description} [{allowed(param)}; default {_show(param.default)}]".replace("%", "%%")
+    dest = DEST_PREFIX + param.name
+    flag = flag_of(param)
+    if param.kind == "bool":
+        group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+    elif param.kind == "list":
+        group.add_argument(flag, dest=dest, action="append", default=None, metavar="VALUE",
+                           help=help_text + " (repeatable)")
+    else:
+        group.add_argument(flag, dest=dest, default=None, metavar=param.kind.upper(), help=help_text)
+
+
+def parse_text(param: Param, text: str) -> Any:
+    """A command-line string -> the row's Python type (coerce then checks the value itself)."""
+    text = text.strip()
+    kind = param.kind
+    try:
+        if kind == "float":
+            return float(text)
+        if kind == "int":
+            return int(text)
+        if kind == "int2":
+            parts = text.strip("[]()").replace(",", " ").split()
+            return [int(p) for p in parts]
+    except ValueError:
+        return text  # coerce names the type it wanted
+    if kind == "bool":
+        low = text.lower()
+        return True if low in TRUE_WORDS else False if low in FALSE_WORDS else text
+    if kind == "list":
+        return [item.strip() for item in text.split(",") if item.strip()]
+    return text
+
+
+def values_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """{row name: validated value} for every flag and --set that was given."""
+    out: dict[str, Any] = {}
+    for param in PARAMS:
+        raw = getattr(args, DEST_PREFIX + param.name, None)
+        if raw is None:
+            continue
+        value = raw if isinstance(raw, (bool, list)) else parse_text(param, raw)
+        out[param.name] = validate(param.name, value, flag_of(param) + "")
+    for item in getattr(args, "set_values", []) or []:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected NAME=VALUE, e.g. --set psi=0.5")
+        param = PARAMS_BY_NAME.get(name)
+        value = parse_text(param, text) if param is not None else text
+        out[name] = validate(name, value, f"--set {name}")
+    return out
+
+
+def resolve(args: argparse.Namespace) -> dict[str, Any]:
+    """Defaults <- show file <- flags: the complete settings for ``build_engine``."""
+    settings = {p.name: p.default for p in PARAMS if p.kind != "action"}
+    if getattr(args, "config", None):
+        settings.update(load_show_file(args.config))
+    settings.update(values_from_args(args))
+    return settings

@@ -1,0 +1,351 @@
+"""The visual encoder: one camera frame -> one fake latent z per layer group (coarse, middle, fine).
+
+Pipeline per frame (each step lives in its own module):
+
+    uint8 RGB --crop to the encode aspect, resize, mirror, ImageNet-normalise--> (1, 3, H, W)
+      --backbone (frozen, truncated after the deepest tap)--> {tap: feature map}
+      --regions (feature-map layout)--> per region: channel means --projection--> Eq. 2 weighted sum (z_raw)
+      --standardise (none | vector | running)--> --smoothing per group (EMA | One-Euro)--> * gain --> z
+
+Live settings come from the ParamStore snapshot passed to :meth:`VisualEncoder.encode` (the ``encoder.*``
+rows and ``latent.hold`` of ``bridge.params``); start-up choices (backbone, taps, weights, encode size,
+device) are fixed by :func:`build_encoder`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from bridge.encoder.backbone import Backbone, EncoderError, EncoderInputError, backbone_class
+from bridge.encoder.reduce import Projection, RunningStandardizer, region_means, standardize_vector, weighted_sum
+from bridge.encoder.regions import GROUPS, Layout, parse_layout
+from bridge.encoder.smoothing import Smoother
+from bridge.encoder.weights import find_weights, hub_cache_path
+from bridge.params import PARAMS_BY_NAME
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENCODE_SIZE = (426, 320)  # the paper's 4:3
+DEMO_ENCODE_SIZE = (160, 120)  # keeps the random-init demo interactive on a 2-core CPU (see bench encoder)
+MAX_ENCODE_SIDE = 4096
+DEMO_SEED = 0
+
+# the live parameters the encoder reads; defaults come from the one table in bridge.params
+_LIVE = ("encoder.layout", "encoder.grid", "encoder.smoothing", "encoder.filter", "encoder.euro.min_cutoff",
+         "encoder.euro.beta", "encoder.standardize", "encoder.adapt_s", "encoder.gain", "encoder.mirror",
+         "latent.hold")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tap:
+    name: str
+    weight: float  # alpha_l of Eq. 2
+
+
+def parse_taps(taps: Sequence[str] | str, tap_weights: Sequence[float] | None = None) -> tuple[Tap, ...]:
+    """``("conv4_1:0.7", "conv5_1:0.3")`` or names plus ``tap_weights`` -> Taps. Unweighted taps share 1 equally."""
+    items = [taps] if isinstance(taps, str) else list(taps)
+    if not items:
+        raise EncoderError("no encoder taps given (e.g. conv4_1)")
+    names, weights = [], []
+    for item in items:
+        name, _, weight = str(item).partition(":")
+        names.append(name.strip())
+        weights.append(_tap_weight(item, weight) if weight else None)
+    if tap_weights is not None:
+        if len(tap_weights) != len(names):
+            raise EncoderError(f"{len(tap_weights)} tap weights for {len(names)} taps ({', '.join(names)})")
+        weights = [_tap_weight(n, w) for n, w in zip(names, tap_weights)]
+    if all(w is None for w in weights):
+        weights = [1.0 / len(names)] * len(names)
+    elif any(w is None for w in weights):
+        raise EncoderError("give a weight to every tap or to none (e.g. conv4_1:0.7 conv5_1:0.3)")
+    if not any(weights):
+        raise EncoderError("encoder tap weights are all zero: z would always be zero")
+    return tuple(Tap(n, w) for n, w in zip(names, weights))
+
+
+def _tap_weight(item: Any, weight: Any) -> float:
+    try:
+        value = float(weight)
+    except (TypeError, ValueError):
+        raise EncoderError(f"encoder tap {item!r}: weight {weight!r} is not a number") from None
+    if not np.isfinite(value):
+        raise EncoderError(f"encoder tap {item!r}: weight must be finite")
+    return value
+
+
+def parse_encode_size(size: Sequence[int] | str | None, demo: bool, min_side: int) -> tuple[int, int]:
+    """(width, height) from a pair, ``"WxH"``, or None/"" (the default for this mode)."""
+    if size is None or (isinstance(size, str) and not size.strip()):
+        return DEMO_ENCODE_SIZE if demo else DEFAULT_ENCODE_SIZE
+    if isinstance(size, str):
+        from bridge.imageops import parse_size
+
+        try:
+            size = parse_size(size)
+        except ValueError as exc:
+            raise EncoderError(f"encoder size: {exc}") from None
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise EncoderError(f"encoder size {size!r} is not (width, height)") from None
+    if not (min_side <= width <= MAX_ENCODE_SIDE and min_side <= height <= MAX_ENCODE_SIDE):
+        raise EncoderError(f"encoder size {width}x{height}: each side must be {min_side}..{MAX_ENCODE_SIDE} pixels")
+    return width, height
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``auto`` -> cuda, else mps, else cpu; an unavailable device is an EncoderError."""
+    name = str(device)
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise EncoderError(f"encoder device {name!r}: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise EncoderError(f"encoder device {name!r}: CUDA is not available here (use cpu or auto)")
+    return dev
+
+
+def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), tap_weights: Sequence[float] | None = None,
+                  weights: str | None = None, allow_download: bool = False, demo: bool = False,
+                  device: str | torch.device = "cpu", encode_size: Sequence[int] | str | None = None,
+                  backbone: str = "vgg16") -> VisualEncoder:
+    """Build a ready encoder, or raise EncoderError with one line saying what is wrong and how to fix it.
+
+    Weights: ``weights`` (a file) if given; else torch's hub cache; else, only if ``allow_download``, the
+    published file. ``demo=True`` allows one more fallback: when neither a file was named nor a cached copy
+    exists (and downloads are off), a seeded random-init network, flagged by ``is_demo`` and ``describe()``.
+    Real weights are used in the demo too whenever they are there.
+    """
+    if not isinstance(z_dim, (int, np.integer)) or isinstance(z_dim, bool) or z_dim < 1:
+        raise EncoderError(f"z_dim must be a positive integer, got {z_dim!r}")
+    cls = backbone_class(backbone)
+    tap_list = parse_taps(taps, tap_weights)
+    cls.check_taps([t.name for t in tap_list])
+    dev = resolve_device(device)
+    model = cls([t.name for t in tap_list])
+    spec = cls.weights_spec
+    random_init = demo and not weights and not allow_download and not hub_cache_path(spec).is_file()
+    if random_init:
+        model.init_random(DEMO_SEED)
+        source = f"random init (seed {DEMO_SEED})"
+        log.warning("encoder: no pretrained %s weights found; using the random-init demo encoder "
+                    "(pass --encoder-weights FILE or --allow-download for real ones)", cls.name)
+    else:
+        found = find_weights(spec, weights, allow_download)
+        model.load_weights(found.state, found.path)
+        source = found.describe()
+        del found
+    size = parse_encode_size(encode_size, demo=random_init, min_side=cls.min_size)
+    # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
+    model = model.to(device=dev, memory_format=torch.channels_last)
+    return VisualEncoder(model, int(z_dim), tap_list, size, dev, source, is_demo=random_init)
+
+
+@dataclasses.dataclass
+class _Settings:
+    """One frame's live encoder settings, read once from the params snapshot."""
+
+    layout: str
+    grid: str
+    smoothing: float
+    filter: str
+    euro_min_cutoff: float
+    euro_beta: float
+    standardize: str
+    adapt_s: float
+    gain: float
+    mirror: bool
+    hold: bool
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> _Settings:
+        params = params or {}
+        values = [params.get(name, PARAMS_BY_NAME[name].default) for name in _LIVE]
+        return cls(*values)
+
+
+class VisualEncoder:
+    """Frame -> {"coarse", "middle", "fine"} fake latents. Used from one thread (the render loop)."""
+
+    def __init__(self, backbone: Backbone, z_dim: int, taps: tuple[Tap, ...], encode_size: tuple[int, int],
+                 device: torch.device, weights_source: str, is_demo: bool):
+        self.backbone = backbone
+        self.z_dim = z_dim
+        self.taps = taps
+        self.encode_size = encode_size
+        self.device = device
+        self.weights_source = weights_source
+        self.is_demo = is_demo
+        self._mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
+        self._std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
+        self._projections = {t.name: Projection(t.name, backbone.tap_channels(t.name), z_dim, device) for t in taps}
+        self._layout: Layout = parse_layout("whole")
+        self._layout_key = ("whole", "")
+        self._layout_weights: dict[tuple[str, int, int], torch.Tensor] = {}
+        self._standardizer = RunningStandardizer()
+        self._smoothers = {g: Smoother() for g in GROUPS}
+        self._last: dict[str, torch.Tensor] | None = None
+        self._last_t: float | None = None
+        self._stats: dict[str, Any] = {"frames": 0, "ms": 0.0, "ms_backbone": 0.0, "ms_avg": 0.0,
+                                       "errors": 0, "last_error": "", "layout": "whole"}
+
+    # -- the public surface ----------------------------------------------------------------------------
+    def encode(self, rgb: np.ndarray, params: Mapping[str, Any] | None = None, t: float | None = None) -> dict[str, torch.Tensor]:
+        """Fake latents for one (H, W, 3) uint8 RGB frame; ``t`` (seconds, default now) paces smoothing.
+
+        Raises EncoderInputError for a frame it cannot take, leaving all state as it was.
+        """
+        settings = _Settings.from_params(params)
+        if settings.hold and self._last is not None:
+            return self._last
+        t = time.monotonic() if t is None else float(t)
+        start = time.perf_counter()
+        x = self._prepare(rgb, settings.mirror)
+        layout = self._current_layout(settings)
+        with torch.no_grad():  # not inference_mode: its tensors could not be saved by a caller's autograd ops
+            features = self.backbone(x)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            backbone_ms = (time.perf_counter() - start) * 1000.0
+            z_raw = self._reduce(features, layout)
+            if not torch.isfinite(z_raw).all():
+                return self._fail("the backbone produced NaN/inf for this frame; kept the last latents")
+            dt = 0.0 if self._last_t is None else t - self._last_t
+            z = self._standardize(z_raw, settings, dt)
+            out = self._per_group(z, layout, settings, dt)
+        self._last, self._last_t = out, t
+        self._record(start, backbone_ms)
+        return out
+
+    def describe(self) -> str:
+        taps = " + ".join(f"{t.name}x{t.weight:g}" for t in self.taps)
+        size = f"{self.encode_size[0]}x{self.encode_size[1]}"
+        name = self.backbone.name.upper()
+        if self.is_demo:
+            return (f"random-init demo encoder ({name}, {self.weights_source}, NOT pretrained: z follows the scene "
+                    f"but without ImageNet semantics), taps {taps} -> z {self.z_dim}, encode {size}, {self.device}")
+        return f"{name} encoder, taps {taps} -> z {self.z_dim}, encode {size}, {self.device}, weights: {self.weights_source}"
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._stats, backbone=self.backbone.name, demo=self.is_demo, weights=self.weights_source,
+                    device=str(self.device), encode_size=f"{self.encode_size[0]}x{self.encode_size[1]}",
+                    taps=[t.name for t in self.taps])
+
+    def reset(self) -> None:
+        """Forget running statistics, smoothing state and held latents (e.g. after a scene cut)."""
+        self._standardizer.reset()
+        for smoother in self._smoothers.values():
+            smoother.reset()
+        self._last = self._last_t = None
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _prepare(self, rgb: np.ndarray, mirror: bool) -> torch.Tensor:
+        """uint8 frame -> normalised (1, 3, H, W) float tensor at the encode size, on the device."""
+        from bridge.imageops import fit
+
+        rgb = _as_rgb(rgb)
+        rgb = fit(rgb, self.encode_size, "crop")  # keep the aspect: crop to it, then resize
+        x = torch.from_numpy(np.ascontiguousarray(rgb)).to(self.device).permute(2, 0, 1).unsqueeze(0)
+        if mirror:
+            x = torch.flip(x, dims=(3,))
+        x = (x.float() / 255.0 - self._mean) / self._std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    def _current_layout(self, settings: _Settings) -> Layout:
+        """The layout asked for; a bad grid spec keeps the last good layout and is reported (once per spec)."""
+        key = (settings.layout, settings.grid if settings.layout == "grid" else "")
+        if key == self._layout_key:
+            return self._layout
+        try:
+            layout = parse_layout(*key)
+        except EncoderInputError as exc:
+            if self._stats["last_error"] != str(exc):
+                log.warning("encoder: %s; keeping layout %s", exc, self._layout.spec)
+                self._stats["errors"] += 1
+                self._stats["last_error"] = str(exc)
+            return self._layout
+        self._layout, self._layout_key = layout, key
+        self._standardizer.reset()  # regions changed: their running statistics start again
+        self._stats["layout"] = layout.spec
+        return layout
+
+    def _reduce(self, features: dict[str, torch.Tensor], layout: Layout) -> torch.Tensor:
+        """Eq. 2 per region: sum over taps of alpha * projection(region means) -> (R, z_dim)."""
+        vectors = []
+        for tap in self.taps:
+            feature = features[tap.name]
+            weights = self._weights_for(layout, feature)
+            vectors.append(self._projections[tap.name](region_means(feature, weights)))
+        return weighted_sum(vectors, [t.weight for t in self.taps])
+
+    def _weights_for(self, layout: Layout, feature: torch.Tensor) -> torch.Tensor:
+        h, w = (feature.shape[-2], feature.shape[-1]) if feature.ndim == 4 else (1, 1)
+        key = (layout.spec + "|" + str(layout.regions), h, w)
+        if key not in self._layout_weights:
+            self._layout_weights[key] = layout.weights(h, w, self.device)
+        return self._layout_weights[key]
+
+    def _standardize(self, z_raw: torch.Tensor, settings: _Settings, dt: float) -> torch.Tensor:
+        # the running statistics follow every frame, so switching to "running" live starts from good values
+        running = self._standardizer.update(z_raw, dt, settings.adapt_s)
+        if settings.standardize == "running":
+            return running
+        if settings.standardize == "vector":
+            return standardize_vector(z_raw)
+        return z_raw
+
+    def _per_group(self, z: torch.Tensor, layout: Layout, settings: _Settings, dt: float) -> dict[str, torch.Tensor]:
+        out = {}
+        for group in GROUPS:
+            value = z[layout.group_region[group]]
+            smoother = self._smoothers[group]
+            if settings.filter == "one_euro":
+                value = smoother.one_euro(value, dt, settings.euro_min_cutoff, settings.euro_beta)
+            else:
+                value = smoother.ema(value, dt, settings.smoothing)
+            out[group] = (value * settings.gain).to(torch.float32)
+        return out
+
+    def _fail(self, message: str) -> dict[str, torch.Tensor]:
+        self._stats["errors"] += 1
+        self._stats["last_error"] = message
+        log.warning("encoder: %s", message)
+        if self._last is None:
+            self._last = {g: torch.zeros(self.z_dim, device=self.device) for g in GROUPS}
+        return self._last
+
+    def _record(self, start: float, backbone_ms: float) -> None:
+        ms = (time.perf_counter() - start) * 1000.0
+        stats = self._stats
+        stats["frames"] += 1
+        stats["ms"], stats["ms_backbone"] = round(ms, 2), round(backbone_ms, 2)
+        stats["ms_avg"] = round(ms if stats["frames"] == 1 else 0.9 * stats["ms_avg"] + 0.1 * ms, 2)
+
+
+def _as_rgb(rgb: Any) -> np.ndarray:
+    """Accept (H, W, 3) uint8 RGB, and also grey (H, W) / (H, W, 1) and RGBA (H, W, 4); refuse anything else."""
+    if not isinstance(rgb, np.ndarray):
+        raise EncoderInputError(f"encoder input must be a numpy array, got {type(rgb).__name__}")
+    if rgb.dtype != np.uint8:
+        raise EncoderInputError(f"encoder input must be uint8 RGB, got dtype {rgb.dtype}")
+    if rgb.ndim == 2:
+        rgb = rgb[:, :, None]
+    if rgb.ndim != 3 or rgb.shape[2] not in (1, 3, 4) or rgb.shape[0] < 1 or rgb.shape[1] < 1:
+        raise EncoderInputError(f"encoder input must be (H, W, 3) RGB, got shape {rgb.shape}")
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    elif rgb.shape[2] == 4:
+        rgb = rgb[:, :, :3]
+    return np.ascontiguousarray(rgb)

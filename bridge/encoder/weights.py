@@ -1,0 +1,104 @@
+"""Finding and reading a backbone's pretrained weights, never touching the network unless the user allowed it.
+
+Places, in order:
+1. an explicit file (``--encoder-weights FILE``; ``.pth``/``.pt`` torch files or ``.safetensors``). A file
+   that was named but cannot be used is an error: we never fall back silently to something else.
+2. torch's hub cache, ``torch.hub.get_dir()/checkpoints/<torchvision file name>`` (where torchvision and
+   earlier ``--allow-download`` runs put it; ``TORCH_HOME`` moves it).
+3. only with ``--allow-download``: torchvision's published URL through ``torch.hub.load_state_dict_from_url``
+   with ``check_hash=True`` (the 8 hex digits in the file name are the start of its SHA-256) and a progress
+   bar; the file lands in the hub cache, so the next start finds it offline.
+
+Files are memory-mapped where the format allows, so checking a 528 MB file's keys and shapes and copying the
+conv weights of a truncated network does not read the classifier from disk.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from bridge.encoder.backbone import EncoderError, WeightsSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundWeights:
+    state: Mapping[str, torch.Tensor]
+    origin: str  # "file", "hub cache" or "download"
+    path: str
+
+    def describe(self) -> str:
+        return f"{self.origin} {self.path}"
+
+
+def hub_cache_path(spec: WeightsSpec) -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints" / spec.filename
+
+
+def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_download: bool = False) -> FoundWeights:
+    """Return the first usable weights, or raise EncoderError saying where we looked and how to fix it."""
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise EncoderError(f"encoder weights file not found: {path}")
+        return FoundWeights(read_state_dict(path), "file", str(path))
+    cached = hub_cache_path(spec)
+    if cached.is_file():
+        return FoundWeights(read_state_dict(cached), "hub cache", str(cached))
+    if allow_download:
+        return FoundWeights(download(spec), "download", str(cached))
+    raise EncoderError(
+        f"no {spec.description} found (looked in: --encoder-weights not given; torch hub cache {cached}); "
+        f"fix: pass --encoder-weights FILE (torchvision's {spec.filename}), or --allow-download to fetch "
+        f"{spec.url} once into the cache"
+    )
+
+
+def download(spec: WeightsSpec) -> Mapping[str, torch.Tensor]:
+    """Fetch the published file into the hub cache with a progress bar, checking its hash."""
+    log.info("downloading %s from %s", spec.description, spec.url)
+    try:
+        return torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=True, check_hash=True,
+                                                  file_name=spec.filename, weights_only=True)
+    except Exception as exc:  # URLError, HTTPError, hash mismatch RuntimeError, a broken file...
+        raise EncoderError(
+            f"could not download {spec.url}: {_one_line(exc)}; fix: check the connection, or fetch the file "
+            f"yourself and pass --encoder-weights FILE (or put it at {hub_cache_path(spec)})"
+        ) from exc
+
+
+def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
+    """A state dict from a torch file (weights only, memory-mapped when possible) or a safetensors file."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            state = _torch_load(path)
+    except EncoderError:
+        raise
+    except Exception as exc:
+        raise EncoderError(f"{path}: cannot read encoder weights: {_one_line(exc)}") from exc
+    if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        state = state["state_dict"]  # a checkpoint wrapping the state dict, as some training scripts save it
+    return state
+
+
+def _torch_load(path: Path):
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):  # only the legacy (non-zip) format cannot be memory-mapped
+            raise
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

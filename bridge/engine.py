@@ -1,0 +1,781 @@
+"""The live engine: source -> encoder -> generator -> sinks, each stage on its own thread.
+
+    capture thread ──Frame──► Latest ──► encode thread ──latents──► Latest ──► render thread ──► sinks
+         └──► tracker.submit(frame)                          tracker.latest() ──┘      └──► report observers
+
+Why three threads: capture paces itself to the camera, encoding (a VGG16 forward) and synthesis are the two
+heavy stages and overlap when they run side by side (torch releases the GIL), and single-slot ``Latest``
+boxes mean a slow stage only ever sees the newest frame, never a queue of stale ones.
+
+The render thread is the heart of the show and must never stop publishing:
+* it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), so a frame never
+  mixes two control states;
+* it renders when something changed (new camera latents, a parameter, new keypoints, random noise) and
+  otherwise re-publishes the last frame twice a second, so receivers see a live stream;
+* an exception in encode or synthesis is logged with its context, counted, and the last good frame is
+  re-published; repeated failures show up in :meth:`Engine.health` (and so in telemetry).
+
+Before the first camera frame the output already runs: with no camera latents the static w (from ``seed``)
+is rendered on its own.
+"""
+from __future__ import annotations
+
+import collections
+import importlib
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+import numpy as np
+
+from bridge import imageops
+from bridge.frames import Frame, FrameReport, Keypoints, Latest, RenderedFrame
+from bridge.params import PARAMS, PARAMS_BY_NAME, ParamStore
+
+log = logging.getLogger(__name__)
+
+GROUPS = ("coarse", "middle", "fine")
+HEARTBEAT_S = 0.5  # re-publish the last frame this often when nothing changed
+POLL_S = 0.02  # how often the render thread looks for a parameter / keypoint change
+DEMO_NOTICE = ("untrained demo network (random weights): the pictures are not meaningful. "
+               "Point it at a real model with: vrbridge run --network path/to/network.pkl")
+
+
+# ------------------------------------------------------------------------------------------------
+# Latent mixing: the paper's Test 1 (camera z -> mapping -> style mix with a static w -> truncation)
+# ------------------------------------------------------------------------------------------------
+def normalise_groups(groups: Any, num_ws: int) -> dict[str, tuple[int, int]]:
+    """``default_layer_groups`` output (a mapping name -> (start, end)) clipped to [0, num_ws]."""
+    out = {}
+    for name in GROUPS:
+        start, end = groups[name] if name in groups else (0, 0)
+        out[name] = (max(0, min(int(start), num_ws)), max(0, min(int(end), num_ws)))
+    return out
+
+
+def fallback_layer_groups(num_ws: int) -> dict[str, tuple[int, int]]:
+    """StyleGAN's classic split (coarse 4-8 px, middle 16-32 px, fine the rest) when the generator has none."""
+    a, b = min(4, num_ws), min(8, num_ws)
+    return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
+
+
+def resolve_ranges(snapshot: Mapping[str, Any], defaults: Mapping[str, tuple[int, int]],
+                   num_ws: int) -> dict[str, tuple[int, int]]:
+    """The live ``mix.*`` ranges: (-1, -1) (any negative) = the default split, start >= end = off."""
+    out = {}
+    for name in GROUPS:
+        start, end = snapshot.get(f"mix.{name}", (-1, -1))
+        if start < 0 or end < 0:
+            start, end = defaults[name]
+        out[name] = (max(0, min(start, num_ws)), max(0, min(end, num_ws)))
+    return out
+
+
+class LatentMixer:
+    """Turns the encoder's per-group z's into the ws one frame is synthesised from.
+
+    The static w (seed) is cached per seed, untruncated; truncation is applied once to the mixed w
+    (``w_avg + psi * (w - w_avg)`` on the first ``trunc_cutoff`` layers, NVIDIA's formula). Because mixing
+    and truncation are both affine per layer, this equals mixing truncated ws, but psi can glide every
+    frame without recomputing the static w.
+    """
+
+    def __init__(self, generator, device: str = "cpu"):
+        import torch
+
+        self.generator = generator
+        self.device = device
+        self.num_ws = int(generator.num_ws)
+        self.z_dim = int(generator.z_dim)
+        self.c_dim = int(getattr(generator, "c_dim", 0) or 0)
+        try:
+            from bridge.stylegan import default_layer_groups
+
+            self.default_groups = normalise_groups(default_layer_groups(generator), self.num_ws)
+        except (ImportError, AttributeError, KeyError, TypeError, ValueError) as exc:
+            log.debug("default_layer_groups unavailable (%s); using the classic split", exc)
+            self.default_groups = fallback_layer_groups(self.num_ws)
+        self._static: dict[int, Any] = {}
+        self._torch = torch
+
+    def static_w(self, seed: int):
+        """w (num_ws, w_dim) of z = RandomState(seed).randn(z_dim), untruncated; cached per seed."""
+        if seed not in self._static:
+            z = np.random.RandomState(seed).randn(1, self.z_dim)
+            self._static.clear()  # one seed at a time is all a show needs; keeps memory flat under seed sweeps
+            with self._torch.inference_mode():
+                self._static[seed] = self._map(self._torch.from_numpy(z).float().to(self.device))[0]
+        return self._static[seed]
+
+    def _map(self, z):
+        c = None
+        if self.c_dim:
+            c = self._torch.zeros(z.shape[0], self.c_dim, device=z.device)
+        return self.generator.mapping(z, c, truncation_psi=1.0)
+
+    def camera_ws(self, latents: Mapping[str, Any]) -> dict[str, Any]:
+        """Map each distinct camera z once (the 'whole' layout gives one tensor for all three groups)."""
+        unique: dict[int, Any] = {}
+        for z in latents.values():
+            unique.setdefault(id(z), z)
+        keys = list(unique)
+        batch = self._torch.stack([unique[k].reshape(-1).float().to(self.device) for k in keys])
+        ws = self._map(batch)
+        by_id = {k: ws[i] for i, k in enumerate(keys)}
+        return {name: by_id[id(z)] for name, z in latents.items()}
+
+    def mix(self, latents: Mapping[str, Any] | None, snapshot: Mapping[str, Any]):
+        """ws (1, num_ws, w_dim) for one frame, from the camera latents (None = static w only) and the snapshot."""
+        w = self.static_w(int(snapshot["seed"])).clone()
+        amount = float(snapshot["mix.amount"])
+        if latents and amount > 0:
+            cam = self.camera_ws(latents)
+            ranges = resolve_ranges(snapshot, self.default_groups, self.num_ws)
+            for name in GROUPS:
+                start, end = ranges[name]
+                if name in cam and end > start:
+                    w[start:end] = w[start:end].lerp(cam[name][start:end], amount)
+        return self.truncate(w, float(snapshot["psi"]), int(snapshot["trunc_cutoff"]))[None]
+
+    def truncate(self, w, psi: float, cutoff: int):
+        if psi == 1.0:
+            return w
+        w_avg = self.generator.mapping.w_avg.to(w.device)
+        end = self.num_ws if cutoff <= 0 else min(cutoff, self.num_ws)
+        w[:end] = w_avg.lerp(w[:end], psi)
+        return w
+
+
+class Smoother:
+    """One-pole smoothing of the rows with ``smoothing_s`` > 0, so an OSC fader jump glides instead of popping."""
+
+    def __init__(self) -> None:
+        self._params = [p for p in PARAMS if p.smoothing_s > 0 and p.kind == "float"]
+        self._state: dict[str, float] = {}
+        self._t = time.monotonic()
+        self.settling = False
+
+    def apply(self, snapshot: Mapping[str, Any], now: float) -> dict[str, Any]:
+        out = dict(snapshot)
+        dt = max(0.0, now - self._t)
+        self._t = now
+        self.settling = False
+        for p in self._params:
+            target = float(snapshot[p.name])
+            current = self._state.get(p.name, target)
+            alpha = 1.0 - float(np.exp(-dt / p.smoothing_s))
+            value = current + (target - current) * alpha
+            if abs(value - target) < 1e-4 * max(1.0, abs(target)):
+                value = target
+            else:
+                self.settling = True
+            self._state[p.name] = value
+            out[p.name] = value
+        return out
+
+
+class StageClock:
+    """Moving averages of per-stage milliseconds and a frames-per-second counter (last ~2 s)."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._times: collections.deque[float] = collections.deque(maxlen=240)
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, ms: float) -> None:
+        with self._lock:
+            old = self.ms.get(stage)
+            self.ms[stage] = ms if old is None else old * 0.9 + ms * 0.1
+
+    def tick(self, now: float) -> None:
+        with self._lock:
+            self._times.append(now)
+
+    def fps(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._times if now - t <= 2.0]
+        if len(recent) < 2:
+            return 0.0
+        span = max(recent[-1] - recent[0], 1e-6)
+        return (len(recent) - 1) / span if now - recent[-1] < 1.0 else 0.0
+
+    def snapshot(self) -> dict[str, float]:
+        with self._lock:
+            return {k: round(v, 2) for k, v in self.ms.items()}
+
+
+class StageHealth:
+    """Error counts per stage; consecutive failures say whether a stage is currently broken."""
+
+    def __init__(self) -> None:
+        self.errors: collections.Counter[str] = collections.Counter()
+        self.consecutive: collections.Counter[str] = collections.Counter()
+        self.last_error = ""
+        self.last_error_time = 0.0
+
+    def ok(self, stage: str) -> None:
+        self.consecutive[stage] = 0
+
+    def fail(self, stage: str, exc: BaseException, context: str) -> None:
+        self.errors[stage] += 1
+        self.consecutive[stage] += 1
+        self.last_error = f"{stage}: {type(exc).__name__}: {exc} ({context})"
+        self.last_error_time = time.time()
+        n = self.errors[stage]
+        if n <= 3 or n % 100 == 0:
+            log.error("%s failed (%d so far, %d in a row) %s: %s", stage, n, self.consecutive[stage], context,
+                      exc, exc_info=n <= 1)
+
+    def status(self) -> str:
+        worst = max(self.consecutive.values(), default=0)
+        return "ok" if worst == 0 else ("degraded" if worst < 10 else "failing")
+
+
+# ------------------------------------------------------------------------------------------------
+# The engine
+# ------------------------------------------------------------------------------------------------
+class Engine:
+    """Wires the stages and their threads. Other parts plug in through the ``add_*`` methods and ``tracker``."""
+
+    def __init__(self, params: ParamStore, generator, encoder, source, sinks: Iterable = (), *,
+                 resolution: tuple[int, int] | None = None, device: str = "cpu", demo: bool = False,
+                 model_description: str = "") -> None:
+        self.params = params
+        self.generator = generator
+        self.encoder = encoder
+        self.source = source
+        self.sinks = list(sinks)
+        self.tracker = None
+        self.resolution = resolution
+        self.device = device
+        self.demo = demo
+        self.model_description = model_description or type(generator).__name__
+        self.mixer = LatentMixer(generator, device)
+        self.clock = StageClock()
+        self.capture_clock = StageClock()
+        self.stage_health = StageHealth()
+        self.frames_box: Latest[Frame] = Latest()
+        self.latents_box: Latest[tuple[Frame, dict]] = Latest()
+        self.frames_rendered = 0
+        self.frames_published = 0
+        self.started_at = 0.0
+        self._services: list = []
+        self._observers: list[Callable[[FrameReport], None]] = []
+        self._manipulations: list = []
+        self._main_loop_hooks: list[Callable[[], None]] = []
+        self._threads: list[threading.Thread] = []
+        self._stop = threading.Event()
+        self._running = False
+        self._last_rgb: np.ndarray | None = None
+        self._last_latents: dict | None = None
+        self._last_frame: Frame | None = None
+        self._last_np_latents: dict[str, np.ndarray] = {}
+        self._last_features: dict[str, float] = {}
+        self._smoother = Smoother()
+
+    # -- plugging in ----------------------------------------------------------------------------
+    def add_service(self, service) -> None:
+        """A thing with start(), close(), stats(): started after the engine's threads, closed before them."""
+        self._services.append(service)
+        if self._running:
+            service.start()
+
+    def add_report_observer(self, fn: Callable[[FrameReport], None]) -> None:
+        """``fn(FrameReport)`` is called on the render thread after each published frame: keep it cheap."""
+        self._observers.append(fn)
+
+    def add_manipulation(self, manipulation) -> None:
+        """``m.apply(generator, snapshot, keypoints_or_None, now)`` runs before synthesis; ``m.features()`` -> dict."""
+        self._manipulations.append(manipulation)
+
+    def add_sink(self, sink) -> None:
+        self.sinks.append(sink)
+        if self._running:
+            sink.start()
+
+    def add_main_loop_hook(self, fn: Callable[[], None]) -> None:
+        """``fn()`` runs on the main thread every tick of :meth:`run_forever` (macOS run loops need this)."""
+        self._main_loop_hooks.append(fn)
+
+    # -- life cycle -----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Open the source, start sinks, tracker, the three stage threads, then the services."""
+        self.source.open()
+        self.mixer.static_w(int(self.params.get("seed")))  # first mapping call before the show, not in it
+        for sink in self.sinks:
+            sink.start()
+        if self.tracker is not None:
+            self.tracker.start()
+        self._stop.clear()
+        self.started_at = time.monotonic()
+        for name, target in (("capture", self._capture_loop), ("encode", self._encode_loop),
+                             ("render", self._render_loop)):
+            thread = threading.Thread(target=target, name=f"engine-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        self._running = True
+        for service in self._services:
+            service.start()
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run_forever` to return (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def stop(self, timeout: float = 0.6) -> None:
+        """Close services, stop the stage threads, then tracker, sinks and source. Bounded in time."""
+        self._stop.set()
+        self._running = False
+        for service in reversed(self._services):
+            _safely(service.close, "close service")
+        self.frames_box.close()
+        self.latents_box.close()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads.clear()
+        if self.tracker is not None:
+            _safely(self.tracker.close, "close tracker")
+        for sink in self.sinks:
+            _safely(lambda s=sink: s.close(timeout=0.3), "close sink")
+        _safely(self.source.close, "close source")
+
+    def run_forever(self, duration: float | None = None, max_frames: int | None = None,
+                    on_tick: Callable[[], None] | None = None, tick_s: float = 0.02) -> None:
+        """Block until :meth:`request_stop`, ``duration`` seconds or ``max_frames`` rendered frames."""
+        end = None if duration is None else time.monotonic() + duration
+        while not self._stop.wait(tick_s):
+            for hook in self._main_loop_hooks:
+                _safely(hook, "main loop hook")
+            if on_tick is not None:
+                on_tick()
+            if end is not None and time.monotonic() >= end:
+                break
+            if max_frames is not None and self.frames_rendered >= max_frames:
+                break
+
+    # -- status ---------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        """Everything a status line, /status.json or telemetry needs, as plain JSON-able values."""
+        sh = self.stage_health
+        return {
+            "status": sh.status(),
+            "demo": self.demo,
+            "notice": DEMO_NOTICE if self.demo else "",
+            "model": self.model_description,
+            "device": self.device,
+            "output_size": list(self.output_size()),
+            "uptime_s": round(time.monotonic() - self.started_at, 1) if self.started_at else 0.0,
+            "fps": round(self.clock.fps(), 2),
+            "source_fps": round(self.capture_clock.fps(), 2),
+            "frames": self.frames_rendered,
+            "published": self.frames_published,
+            "dropped": self.dropped(),
+            "stage_ms": self.clock.snapshot(),
+            "errors": dict(sh.errors),
+            "failing_in_a_row": {k: v for k, v in sh.consecutive.items() if v},
+            "last_error": sh.last_error,
+            "source": {"name": self.source.describe(), **_stats(self.source)},
+            "sinks": {sink.describe(): _stats(sink) for sink in self.sinks},
+            "tracker": _stats(self.tracker) if self.tracker is not None else None,
+            "services": {type(s).__name__: _stats(s) for s in self._services},
+        }
+
+    def dropped(self) -> int:
+        return self.frames_box.dropped + self.latents_box.dropped
+
+    def output_size(self) -> tuple[int, int]:
+        if self.resolution is not None:
+            return self.resolution
+        side = int(self.generator.img_resolution)
+        return side, side
+
+    def latest_input(self) -> np.ndarray | None:
+        frame = self._last_frame
+        return None if frame is None else frame.rgb
+
+    # -- capture thread -------------------------------------------------------------------------
+    def _capture_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                frame = self.source.read(timeout=0.1)
+                self.stage_health.ok("capture")
+            except Exception as exc:  # noqa: BLE001 - a broken source is reported, retried, never fatal
+                self.stage_health.fail("capture", exc, f"source {self.source.describe()}")
+                self._stop.wait(0.5)
+                continue
+            if frame is None:
+                continue
+            self.capture_clock.tick(frame.t_capture)  # read() waits for the device, so count rate, not ms
+            self._last_frame = frame
+            self.frames_box.put(frame)
+            if self.tracker is not None:
+                try:
+                    self.tracker.submit(frame)
+                except Exception as exc:  # noqa: BLE001
+                    self.stage_health.fail("tracker", exc, f"submit frame {frame.index}")
+
+    # -- encode thread --------------------------------------------------------------------------
+    def _encode_loop(self) -> None:
+        seq = 0
+        while not self._stop.is_set():
+            seq, frame = self.frames_box.get(seq, timeout=0.1)
+            if frame is None:
+                continue
+            snapshot = self.params.snapshot()
+            if snapshot["latent.hold"]:
+                continue
+            t0 = time.perf_counter()
+            try:
+                latents = self.encoder.encode(frame.rgb, snapshot)
+                self.stage_health.ok("encode")
+            except Exception as exc:  # noqa: BLE001 - held latents keep the picture alive
+                self.stage_health.fail("encode", exc, f"frame {frame.index} from {frame.source or 'source'} "
+                                                      f"{frame.rgb.shape}")
+                continue
+            self.clock.add("encode", (time.perf_counter() - t0) * 1000.0)
+            self.latents_box.put((frame, latents))
+
+    # -- render thread --------------------------------------------------------------------------
+    def _render_loop(self) -> None:
+        import torch
+
+        seq = 0
+        last_version = -1
+        last_keypoints: Keypoints | None = None
+        last_publish = 0.0
+        source_frame: Frame | None = None
+        with torch.inference_mode():
+            while not self._stop.is_set():
+                seq, item = self.latents_box.get(seq, timeout=POLL_S)
+                fresh = item is not None
+                if fresh:
+                    source_frame, latents = item
+                    if not self.params.get("latent.hold"):
+                        self._last_latents = latents
+                keypoints = self._latest_keypoints()
+                now = time.monotonic()
+                changed = (fresh or self.params.version != last_version or keypoints is not last_keypoints
+                           or self._smoother.settling or self.params.get("noise_mode") == "random"
+                           or self._last_rgb is None)
+                if not changed and now - last_publish < HEARTBEAT_S:
+                    continue
+                last_version = self.params.version
+                last_keypoints = keypoints
+                self._render_one(source_frame, keypoints, rerender=changed)
+                last_publish = time.monotonic()
+
+    def _latest_keypoints(self) -> Keypoints | None:
+        if self.tracker is None:
+            return None
+        try:
+            return self.tracker.latest()
+        except Exception as exc:  # noqa: BLE001
+            self.stage_health.fail("tracker", exc, "latest()")
+            return None
+
+    def _render_one(self, source_frame: Frame | None, keypoints: Keypoints | None, rerender: bool) -> None:
+        """Render (or re-publish) one frame with one parameter snapshot, publish it, report it."""
+        t_start = time.perf_counter()
+        now = time.monotonic()
+        snapshot = self._smoother.apply(self.params.snapshot(), now)
+        rgb = None
+        if snapshot["blackout"]:
+            width, height = self.output_size()
+            rgb = np.zeros((height, width, 3), np.uint8)
+        elif rerender and not snapshot["freeze"]:
+            rgb = self._synthesize(snapshot, keypoints, now, source_frame)
+        if rgb is None:  # freeze, heartbeat, or a failed synthesis: hold the last good frame
+            rgb = self._last_rgb
+        if rgb is None:
+            return
+        if not snapshot["blackout"]:
+            self._last_rgb = rgb
+        self._publish(rgb, source_frame, snapshot, keypoints)
+        self.clock.add("total", (time.perf_counter() - t_start) * 1000.0)
+
+    def _synthesize(self, snapshot: Mapping[str, Any], keypoints, now: float,
+                    source_frame: Frame | None) -> np.ndarray | None:
+        context = f"frame {self.frames_rendered}" + (f" (source frame {source_frame.index})" if source_frame else "")
+        try:
+            t0 = time.perf_counter()
+            self._apply_manipulations(snapshot, keypoints, now)
+            ws = self.mixer.mix(self._last_latents, snapshot)
+            t1 = time.perf_counter()
+            img = self.generator.synthesis(ws, noise_mode=snapshot["noise_mode"])
+            rgb = imageops.tensor_to_rgb(img)  # syncs the device, so synth ms is the real cost
+            t2 = time.perf_counter()
+            rgb = imageops.fit(rgb, self.resolution, snapshot["fit"])
+            t3 = time.perf_counter()
+        except Exception as exc:  # noqa: BLE001 - hold the last good frame, count, report
+            self.stage_health.fail("synth", exc, context)
+            return None
+        self.stage_health.ok("synth")
+        self.clock.add("map", (t1 - t0) * 1000.0)
+        self.clock.add("synth", (t2 - t1) * 1000.0)
+        self.clock.add("fit", (t3 - t2) * 1000.0)
+        self.frames_rendered += 1
+        self.clock.tick(time.monotonic())
+        return rgb
+
+    def _apply_manipulations(self, snapshot, keypoints, now: float) -> None:
+        for m in self._manipulations:
+            try:
+                m.apply(self.generator, snapshot, keypoints, now)
+            except Exception as exc:  # noqa: BLE001 - a broken manipulation must not kill synthesis
+                self.stage_health.fail("manipulation", exc, type(m).__name__)
+
+    def _publish(self, rgb: np.ndarray, source_frame: Frame | None, snapshot, keypoints) -> None:
+        t0 = time.perf_counter()
+        t_rendered = time.monotonic()
+        frame = RenderedFrame(rgb=rgb, index=self.frames_published,
+                              source_index=source_frame.index if source_frame else -1,
+                              t_capture=source_frame.t_capture if source_frame else t_rendered,
+                              t_rendered=t_rendered, input_rgb=source_frame.rgb if source_frame else None)
+        for sink in self.sinks:
+            try:
+                sink.publish(frame)
+            except Exception as exc:  # noqa: BLE001
+                self.stage_health.fail("publish", exc, sink.describe())
+        self.frames_published += 1
+        self.clock.add("publish", (time.perf_counter() - t0) * 1000.0)
+        if source_frame is not None:
+            self.clock.add("latency", (t_rendered - source_frame.t_capture) * 1000.0)
+        if self._observers:
+            self._report(frame, snapshot, keypoints)
+
+    def _report(self, frame: RenderedFrame, snapshot, keypoints) -> None:
+        latents = self._last_latents
+        if latents is not None:
+            self._last_np_latents = {k: v.detach().float().cpu().numpy().reshape(-1) for k, v in latents.items()}
+        features: dict[str, float] = {}
+        for m in self._manipulations:
+            try:
+                features.update(m.features())
+            except Exception as exc:  # noqa: BLE001
+                self.stage_health.fail("manipulation", exc, f"{type(m).__name__}.features()")
+        report = FrameReport(index=frame.index, fps=round(self.clock.fps(), 2), stage_ms=self.clock.snapshot(),
+                             dropped=self.dropped(), params=dict(snapshot), latents=self._last_np_latents,
+                             keypoints=keypoints, features=features,
+                             health={"status": self.stage_health.status(), "errors": dict(self.stage_health.errors),
+                                     "last_error": self.stage_health.last_error})
+        for fn in list(self._observers):
+            try:
+                fn(report)
+            except Exception as exc:  # noqa: BLE001
+                self.stage_health.fail("observer", exc, getattr(fn, "__qualname__", repr(fn)))
+
+    # -- start-up report ------------------------------------------------------------------------
+    def describe(self) -> list[str]:
+        """The start-up report: model, device, resolution, source, sinks, services."""
+        width, height = self.output_size()
+        lines = [f"model:      {self.model_description}",
+                 f"device:     {self.device}",
+                 f"output:     {width}x{height} (fit {self.params.get('fit')})",
+                 f"source:     {self.source.describe()}"]
+        describe = getattr(self.encoder, "describe", None)
+        if describe is not None:
+            lines.append(f"encoder:    {describe()}")
+        for sink in self.sinks:
+            lines.append(f"sink:       {sink.describe()}")
+        if self.tracker is not None:
+            lines.append(f"tracker:    {_describe(self.tracker)}")
+        for service in self._services:
+            lines.append(f"service:    {_describe(service)}")
+        if self.demo:
+            lines.append("NOTE:       " + DEMO_NOTICE)
+        return lines
+
+
+def _describe(obj) -> str:
+    describe = getattr(obj, "describe", None)
+    return describe() if callable(describe) else type(obj).__name__
+
+
+def _stats(obj) -> dict:
+    try:
+        return dict(obj.stats())
+    except Exception as exc:  # noqa: BLE001 - a status page must not die on one broken part
+        return {"error": str(exc)}
+
+
+def _safely(fn: Callable[[], Any], what: str) -> None:
+    try:
+        fn()
+    except Exception as exc:  # noqa: BLE001 - shutting down: report and keep closing the rest
+        log.warning("%s failed: %s", what, exc)
+
+
+# ------------------------------------------------------------------------------------------------
+# Building an engine from settings (show file + CLI, see bridge.config)
+# ------------------------------------------------------------------------------------------------
+DEMO_SEED = 0
+
+
+def resolve_device(name: str) -> str:
+    """``auto`` -> cuda, else mps, else cpu; an explicit device that is missing is a clear error."""
+    import torch
+
+    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else ("mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise StartupError("device: 'cuda' was asked for but this torch has no CUDA device "
+                           "(choose auto, cpu, cuda or mps)")
+    if name == "mps" and not has_mps:
+        raise StartupError("device: 'mps' was asked for but is not available here (choose auto, cpu, cuda or mps)")
+    return name
+
+
+class StartupError(RuntimeError):
+    """A setting that cannot be honoured at start (the message is the one line the user sees)."""
+
+
+def startup_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "cannot start as configured": shown as one line, exit code 2."""
+    from bridge.params import ParamError
+    from bridge.sinks import SinkUnavailable
+    from bridge.sources import SourceUnavailable
+
+    kinds: list[type[BaseException]] = [StartupError, SinkUnavailable, SourceUnavailable, ParamError]
+    for module, name in (("bridge.encoder", "EncoderError"), ("bridge.stylegan.pickle_reader", "NetworkLoadError")):
+        try:
+            kinds.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(kinds)
+
+
+def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every table row's value: the given ones (validated) over the defaults."""
+    out = {p.name: p.default for p in PARAMS if p.kind != "action"}
+    for name, value in settings.items():
+        if name in PARAMS_BY_NAME:
+            out[name] = PARAMS_BY_NAME[name].coerce(value)
+        else:
+            out[name] = value  # extra keys (e.g. set by a command) pass through untouched
+    return out
+
+
+def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
+    """Build generator, encoder, source and sinks from merged settings; let OSC and tracking attach.
+
+    Raises one of :func:`startup_errors` for anything the user has to fix.
+    """
+    settings = complete_settings(settings)
+    device = resolve_device(settings["device"])
+    demo = not settings["network"]
+    generator, model_description = _load_generator(settings, device, progress)
+    encoder = _build_encoder(settings, generator, device, demo)
+    params = ParamStore({name: value for name, value in settings.items() if name in PARAMS_BY_NAME})
+    source = _make_source(settings)
+    resolution = _parse_resolution(settings["resolution"])
+    engine = Engine(params, generator, encoder, source, resolution=resolution, device=device, demo=demo,
+                    model_description=model_description)
+    for sink in _make_sinks(settings, engine):
+        engine.add_sink(sink)
+    for package in ("bridge.osc", "bridge.tracking"):
+        attach = getattr(importlib.import_module(package), "attach", None)
+        if attach is not None:
+            attach(engine, settings)
+    return engine
+
+
+def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
+    """The network (with a progress bar over the load steps), or the embedded demo network."""
+    from tqdm import tqdm
+
+    import torch
+
+    steps = tqdm(total=3, desc="loading model", unit="step", disable=not progress, leave=False)
+    try:
+        if settings["network"]:
+            from bridge.stylegan import load_network
+
+            steps.set_postfix_str(str(settings["network"]))
+            generator = load_network(settings["network"], device="cpu")
+            description = f"{settings['network']} ({_arch(generator)})"
+        else:
+            from bridge.stylegan import Generator, demo_config
+
+            generator = Generator.from_config(demo_config(), seed=DEMO_SEED)
+            description = f"embedded demo ({_arch(generator)}, untrained random weights)"
+        steps.update(1)
+        generator = generator.to(device).eval().requires_grad_(False)
+        if device == "cuda" and hasattr(generator, "set_fast"):
+            generator.set_fast(True)
+        steps.update(1)
+        with torch.inference_mode():  # warm-up: first-call allocations happen before the show, not in it
+            z = torch.zeros(1, int(generator.z_dim), device=device)
+            c = torch.zeros(1, int(getattr(generator, "c_dim", 0) or 0), device=device) if getattr(generator, "c_dim", 0) else None
+            generator.synthesis(generator.mapping(z, c), noise_mode="const")
+        steps.update(1)
+    finally:
+        steps.close()
+    return generator, description
+
+
+def _arch(generator) -> str:
+    return (f"{getattr(generator, 'arch', '?')}, {generator.img_resolution}px, z {generator.z_dim}, "
+            f"{generator.num_ws} ws")
+
+
+def _build_encoder(settings: Mapping[str, Any], generator, device: str, demo: bool):
+    """The visual encoder; its start-up rows (encoder_*) are passed through, the encoder picks its defaults."""
+    from bridge.encoder import build_encoder
+
+    kwargs: dict[str, Any] = {"z_dim": int(generator.z_dim), "device": device,
+                              "demo": demo or bool(settings.get("demo_encoder", False)),
+                              "allow_download": bool(settings.get("allow_download", False))}
+    optional = {"weights": "encoder_weights", "taps": "encoder_taps", "encode_size": "encoder_size",
+                "backbone": "encoder_backbone"}
+    for kwarg, row in optional.items():
+        if settings.get(row):
+            kwargs[kwarg] = tuple(settings[row]) if isinstance(settings[row], (list, tuple)) else settings[row]
+    return build_encoder(**kwargs)
+
+
+def _make_source(settings: Mapping[str, Any]):
+    from bridge.sources import SourceUnavailable, make_source
+
+    options = {"size": _parse_resolution(settings.get("source_size", "")),
+               "fps": float(settings.get("source_fps", 30.0)),
+               "slide_s": float(settings.get("slide_s", 5.0))}
+    try:
+        return make_source(settings["source"], **options)
+    except ValueError as exc:
+        raise SourceUnavailable(f"source: {exc}") from None
+
+
+def _make_sinks(settings: Mapping[str, Any], engine: Engine) -> list:
+    from bridge.sinks import SinkUnavailable, make_sink
+
+    specs: list[tuple[str, dict]] = []
+    if settings["preview"] and settings["preview"].lower() != "off":
+        specs.append((f"preview:{settings['preview']}", {"status": engine.health, "demo_notice":
+                                                        DEMO_NOTICE if engine.demo else ""}))
+    if settings["record"]:
+        specs.append((f"record:{settings['record']}", {"side_by_side": bool(settings.get("record_input", False)),
+                                                       "fps": float(settings.get("record_fps", 30.0))}))
+    if settings["png_dir"]:
+        specs.append((f"png:{settings['png_dir']}", {}))
+    specs.extend((spec, {}) for spec in settings["sink"])
+    sinks = []
+    for spec, options in specs:
+        try:
+            sinks.append(make_sink(spec, **options))
+        except ValueError as exc:
+            raise SinkUnavailable(f"sink {spec!r}: {exc}") from None
+    return sinks
+
+
+def _parse_resolution(text: str) -> tuple[int, int] | None:
+    try:
+        return imageops.parse_size(text or "")
+    except ValueError as exc:
+        raise StartupError(f"resolution: {exc}") from None

@@ -1,0 +1,59 @@
+"""Endpoints ("HOST:PORT") and sender allow-lists, shared by the control server, telemetry and OSCQuery."""
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Iterable
+
+from bridge.cli import UserError
+
+
+def parse_endpoint(text: str, what: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
+    """``"HOST:PORT"``, ``":PORT"`` or ``"PORT"`` -> (host, port); a bad value is a one-line UserError."""
+    raw = str(text).strip()
+    host, sep, port_text = raw.rpartition(":")
+    if not sep:
+        host, port_text = "", raw
+    host = host.strip("[]") or default_host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise UserError(f"{what}: {raw!r} is not HOST:PORT (e.g. 127.0.0.1:7700)") from None
+    if not 0 <= port <= 65535:
+        raise UserError(f"{what}: port {port} is outside 0..65535")
+    return host, port
+
+
+def resolve(host: str, what: str) -> str:
+    try:
+        return socket.gethostbyname(host)
+    except OSError as exc:
+        raise UserError(f"{what}: cannot resolve host {host!r} ({exc})") from None
+
+
+def is_loopback(ip: str) -> bool:
+    return ipaddress.ip_address(ip).is_loopback
+
+
+class AllowList:
+    """Sender IPs (or CIDR networks like 192.168.1.0/24) allowed to control the engine; empty allows all."""
+
+    def __init__(self, entries: Iterable[str] = ()):
+        self.networks = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+            except ValueError:
+                raise UserError(f"osc_allow: {entry!r} is not an IP address or network (e.g. 192.168.1.20)") from None
+
+    def __bool__(self) -> bool:
+        return bool(self.networks)
+
+    def allows(self, ip: str) -> bool:
+        if not self.networks:
+            return True
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.networks)

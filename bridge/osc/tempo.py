@@ -1,0 +1,123 @@
+"""Tempo: a beat clock from ``bpm`` (set, or tapped on ``/vrb/tap``) and a beat-synced LFO.
+
+The beat position is ``beats(now) = anchor_beats + (now - anchor_time) * bpm / 60``. Changing bpm re-anchors
+at the current position so the phase never jumps; ``beat.resync`` makes "now" a downbeat; a tap both sets
+bpm (mean interval of the last taps) and puts the beat on the tap.
+
+The LFO drives one live number parameter (``lfo.target``) between ``lfo.low`` and ``lfo.high`` with a period
+of ``lfo.beats`` beats. It runs as a server ticker (100 Hz) while a target is set. A target that is not a
+live float/int parameter is reported once (code ``lfo``) and ignored until it changes.
+Telemetry (every frame): /vrb/beat/phase f (0..1 within the beat), /vrb/beat/count i, /vrb/lfo/value f (0..1).
+"""
+from __future__ import annotations
+
+import math
+import threading
+import time
+from typing import Any, Callable
+
+from bridge.params import PARAMS_BY_NAME, ParamError, ParamStore
+
+SOURCE = "tempo"
+TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
+TAP_WINDOW = 8  # taps averaged
+
+
+def wave(shape: str, phase: float) -> float:
+    """0..1 output of one LFO shape at ``phase`` in [0, 1)."""
+    if shape == "sine":
+        return 0.5 - 0.5 * math.cos(2.0 * math.pi * phase)  # starts at the bottom on the downbeat
+    if shape == "triangle":
+        return 1.0 - abs(2.0 * phase - 1.0)
+    if shape == "saw":
+        return phase
+    return 1.0 if phase < 0.5 else 0.0  # square
+
+
+class Tempo:
+    def __init__(self, store: ParamStore, on_error: Callable[[str, str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store = store
+        self.clock = clock
+        self.on_error = on_error or (lambda code, detail: None)
+        self._lock = threading.Lock()
+        self._anchor_time = clock()
+        self._anchor_beats = 0.0
+        self._bpm = float(store.get("bpm"))
+        self._taps: list[float] = []
+        self._bad_target = ""
+        self.lfo_value = 0.0
+        self._wake: Callable[[], None] = lambda: None
+        store.add_listener(self._on_change)
+
+    # -- the clock ------------------------------------------------------------------------------------
+    def beats(self, now: float | None = None) -> float:
+        now = self.clock() if now is None else now
+        with self._lock:
+            return self._anchor_beats + (now - self._anchor_time) * self._bpm / 60.0
+
+    def _reanchor(self, now: float, beats: float, bpm: float) -> None:
+        with self._lock:
+            self._anchor_time, self._anchor_beats, self._bpm = now, beats, bpm
+
+    def tap(self, now: float | None = None) -> float | None:
+        """Register one tap; return the new bpm once two or more taps are close enough together."""
+        now = self.clock() if now is None else now
+        if self._taps and now - self._taps[-1] > TAP_RESET_S:
+            self._taps = []
+        self._taps = (self._taps + [now])[-TAP_WINDOW:]
+        if len(self._taps) < 2:
+            return None
+        interval = (self._taps[-1] - self._taps[0]) / (len(self._taps) - 1)
+        param = PARAMS_BY_NAME["bpm"]
+        bpm = min(param.max, max(param.min, 60.0 / interval))
+        self.store.set("bpm", bpm, source=SOURCE)  # re-anchors through _on_change ...
+        self._reanchor(now, float(round(self.beats(now))), bpm)  # ... then the tap lands on a beat
+        return bpm
+
+    def resync(self, now: float | None = None) -> None:
+        now = self.clock() if now is None else now
+        self._reanchor(now, 0.0, self._bpm)
+
+    # -- the LFO --------------------------------------------------------------------------------------
+    def tick(self, now: float) -> bool:
+        """Set the LFO target for ``now``; return whether the LFO is running (a server ticker)."""
+        target = self.store.get("lfo.target")
+        if not target or target == self._bad_target:
+            return False
+        param = PARAMS_BY_NAME.get(target)
+        if param is None or not param.live or param.kind not in ("float", "int") or param.group == "tempo":
+            self._bad_target = target
+            self.on_error("lfo", f"lfo.target {target!r} is not a live float/int parameter; LFO off")
+            return False
+        period = float(self.store.get("lfo.beats"))
+        self.lfo_value = wave(self.store.get("lfo.shape"), (self.beats(now) / period) % 1.0)
+        low, high = float(self.store.get("lfo.low")), float(self.store.get("lfo.high"))
+        try:
+            self.store.set(target, low + (high - low) * self.lfo_value, source=SOURCE)
+        except ParamError as exc:  # e.g. a reject-range target pushed outside its range
+            self._bad_target = target
+            self.on_error(exc.code, f"LFO stopped: {exc}")
+            return False
+        return True
+
+    def attach_ticks(self, server) -> None:
+        server.add_ticker(self.tick)
+        self._wake = server.wake_tickers
+
+    def telemetry(self) -> dict[str, Any]:
+        beats = self.beats()
+        return {"/vrb/beat/phase": beats % 1.0, "/vrb/beat/count": int(math.floor(beats)),
+                "/vrb/lfo/value": float(self.lfo_value)}
+
+    def _on_change(self, name: str, value: Any, source: str) -> None:
+        now = self.clock()
+        if name == "bpm":
+            self._reanchor(now, self.beats(now), float(value))
+        elif name == "tap":
+            self.tap(now)
+        elif name == "beat.resync":
+            self.resync(now)
+        elif name == "lfo.target":
+            self._bad_target = ""
+            self._wake()

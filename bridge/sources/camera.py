@@ -1,0 +1,134 @@
+"""A live camera through OpenCV: ``camera:N`` (device index) or ``camera:/dev/video2`` (a path or URL).
+
+A camera that is missing or unplugged does not stop the show: ``read`` returns None (the engine holds the
+last frame and keeps rendering) and the source reopens with growing back-off (0.5 s doubling to 5 s),
+saying so in ``status``. That also covers a camera that is only plugged in after the start.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from bridge.frames import Frame
+from bridge.sources.base import Source, SourceUnavailable
+
+log = logging.getLogger(__name__)
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 5.0
+FAILS_BEFORE_RECONNECT = 5  # a few empty grabs in a row means the device is gone
+
+
+class CameraSource(Source):
+    kind = "camera"
+
+    def __init__(self, device: int | str, size: tuple[int, int] | None = None, fps: float = 30.0) -> None:
+        super().__init__(str(device))
+        self.device = device
+        self.size = size
+        self.fps = fps
+        self._cap = None
+        self._index = 0
+        self._fails = 0
+        self._backoff = BACKOFF_START_S
+        self._retry_at = 0.0
+        self.last_error = ""
+
+    def open(self) -> None:
+        """Try once; a missing camera is reported and retried from ``read``, never fatal."""
+        if not self._try_open():
+            log.warning("camera %s: %s; the output keeps running, retrying every %.1f-%.0f s",
+                        self.device, self.last_error, BACKOFF_START_S, BACKOFF_MAX_S)
+
+    def _try_open(self) -> bool:
+        import cv2
+
+        cap = cv2.VideoCapture(self.device)
+        if not cap.isOpened():
+            cap.release()
+            self._schedule_retry(f"cannot open camera {self.device!r}")
+            return False
+        if self.size:
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.size[0])
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.size[1])
+        if self.fps:
+            cap.set(cv2.CAP_PROP_FPS, self.fps)
+        self._cap = cap
+        self._fails = 0
+        self._backoff = BACKOFF_START_S
+        self.status = "running"
+        return True
+
+    def _schedule_retry(self, why: str) -> None:
+        self.last_error = why
+        self.status = f"reconnecting: {why}"
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        if self._cap is None:
+            if time.monotonic() < self._retry_at:
+                time.sleep(min(timeout, max(0.0, self._retry_at - time.monotonic())))
+                return None
+            self.reconnects += 1
+            if not self._try_open():
+                return None
+        ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            self._fails += 1
+            if self._fails >= FAILS_BEFORE_RECONNECT:
+                self._drop(f"camera {self.device!r} stopped delivering frames")
+            else:
+                time.sleep(min(timeout, 0.02))
+            return None
+        self._fails = 0
+        frame = Frame(rgb=to_rgb(bgr), index=self._index, t_capture=time.monotonic(), source=f"camera:{self.device}")
+        self._index += 1
+        self.frames += 1
+        return frame
+
+    def _drop(self, why: str) -> None:
+        log.warning("%s; holding the last frame and reconnecting", why)
+        if self._cap is not None:
+            self._cap.release()
+        self._cap = None
+        self._schedule_retry(why)
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self.status = "closed"
+
+    def stats(self) -> dict:
+        return {**super().stats(), "last_error": self.last_error}
+
+    def describe(self) -> str:
+        size = f" {self.size[0]}x{self.size[1]}" if self.size else ""
+        return f"camera {self.device}{size} @ {self.fps:g} fps"
+
+
+def to_rgb(image: np.ndarray) -> np.ndarray:
+    """OpenCV's BGR (or grey / BGRA) -> C-contiguous RGB uint8: the one conversion, done at the source."""
+    import cv2
+
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image)
+    return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+
+
+def make(arg: str = "", size: tuple[int, int] | None = None, fps: float = 30.0, **_options) -> CameraSource:
+    arg = arg.strip() or "0"
+    if arg.isdigit():
+        device: int | str = int(arg)
+    elif arg.startswith(("/", "rtsp:", "http:", "https:")) or ":" in arg or "\\" in arg:
+        device = arg
+    else:
+        raise SourceUnavailable(f"camera: {arg!r} is neither a device index (camera:0) nor a path "
+                                "(camera:/dev/video2); list cameras with: vrbridge devices")
+    return CameraSource(device, size=size, fps=fps)

@@ -1,0 +1,89 @@
+"""The built-in animated test pattern: moving shapes and drifting colour, so the encoder always sees change.
+
+It is the embedded default's source (no camera needed) and the benchmark's source (deterministic: the
+picture is a pure function of the frame index, so two runs see the same frames).
+"""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from bridge.frames import Frame
+from bridge.sources.base import Source, SourceUnavailable
+
+DEFAULT_SIZE = (640, 480)
+
+
+class PatternSource(Source):
+    kind = "pattern"
+
+    def __init__(self, size: tuple[int, int] | None = None, fps: float = 30.0) -> None:
+        super().__init__("pattern")
+        self.size = size or DEFAULT_SIZE
+        self.fps = float(fps)
+        self._next = 0.0
+        self._index = 0
+        width, height = self.size
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        self._xx = xx / max(width - 1, 1)
+        self._yy = yy / max(height - 1, 1)
+
+    def open(self) -> None:
+        self.status = "running"
+        self._next = time.monotonic()
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        """Wait for the next frame time (at most ``timeout``), then draw it."""
+        wait = self._next - time.monotonic()
+        if wait > timeout:
+            time.sleep(timeout)
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        now = time.monotonic()
+        self._next = max(self._next + 1.0 / self.fps, now - 1.0 / self.fps)  # no burst after a stall
+        rgb = render_pattern(self._index, self.size, self._xx, self._yy)
+        frame = Frame(rgb=rgb, index=self._index, t_capture=now, source="pattern")
+        self._index += 1
+        self.frames += 1
+        return frame
+
+    def describe(self) -> str:
+        return f"pattern {self.size[0]}x{self.size[1]} @ {self.fps:g} fps (built-in test pattern)"
+
+
+def render_pattern(index: int, size: tuple[int, int], xx: np.ndarray | None = None,
+                   yy: np.ndarray | None = None) -> np.ndarray:
+    """Frame ``index`` of the pattern, (H, W, 3) uint8 RGB: a drifting colour field, an orbiting disc, a
+    rotating bar and a sweeping stripe band. One full cycle takes 600 frames (20 s at 30 fps)."""
+    import cv2
+
+    width, height = size
+    if xx is None or yy is None:
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        xx, yy = xx / max(width - 1, 1), yy / max(height - 1, 1)
+    t = index / 30.0
+    phase = 2 * math.pi * t / 20.0
+    r = 0.5 + 0.5 * np.sin(2 * math.pi * (xx + 0.3 * math.sin(phase)) + phase)
+    g = 0.5 + 0.5 * np.sin(2 * math.pi * (yy * 1.5) - 2 * phase)
+    b = 0.5 + 0.5 * np.sin(2 * math.pi * (xx + yy) * 0.7 + 3 * phase)
+    rgb = (np.stack([r, g, b], axis=-1) * 200).astype(np.uint8)
+    side = min(width, height)
+    cx = int(width / 2 + 0.35 * width * math.cos(1.3 * phase * 3))
+    cy = int(height / 2 + 0.35 * height * math.sin(2.1 * phase * 3))
+    colour = tuple(int(c) for c in (255 * (0.5 + 0.5 * math.sin(phase * 5 + k)) for k in (0, 2, 4)))
+    cv2.circle(rgb, (cx, cy), max(2, side // 7), colour, -1, cv2.LINE_AA)
+    angle = math.degrees(phase * 4)
+    box = cv2.boxPoints(((width * 0.5, height * 0.5), (side * 0.7, side * 0.08), angle)).astype(np.int32)
+    cv2.fillPoly(rgb, [box], (255, 255, 255), cv2.LINE_AA)
+    band = int((index * 4) % (height + 40)) - 20
+    rgb[max(0, band):max(0, band + 12)] = 255 - rgb[max(0, band):max(0, band + 12)]
+    return np.ascontiguousarray(rgb)
+
+
+def make(arg: str = "", size: tuple[int, int] | None = None, fps: float = 30.0, **_options) -> PatternSource:
+    if arg:
+        raise SourceUnavailable(f"pattern takes no argument (got {arg!r}); use --source pattern")
+    return PatternSource(size=size, fps=fps)

@@ -1,0 +1,132 @@
+"""A video file played in a loop at its own frame rate: ``video:PATH``.
+
+A file that is missing at start is a user mistake (SourceUnavailable). A file that disappears or breaks
+during the show is not fatal: ``read`` returns None (the engine holds the last frame), the status says so,
+and the file is retried with back-off until it is back.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+from bridge.frames import Frame
+from bridge.sources.base import Source, SourceUnavailable
+from bridge.sources.camera import to_rgb
+
+log = logging.getLogger(__name__)
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 5.0
+DEFAULT_FPS = 30.0
+
+
+class VideoSource(Source):
+    kind = "video"
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+        self.fps = DEFAULT_FPS
+        self.loops = 0
+        self.last_error = ""
+        self._cap = None
+        self._index = 0
+        self._next = 0.0
+        self._backoff = BACKOFF_START_S
+        self._retry_at = 0.0
+        self._frames_this_pass = 0
+
+    def open(self) -> None:
+        if not os.path.isfile(self.path):
+            raise SourceUnavailable(f"video: no such file {self.path!r}")
+        if not self._open_capture():
+            raise SourceUnavailable(f"video: OpenCV cannot decode {self.path!r} ({self.last_error})")
+        self._next = time.monotonic()
+
+    def _open_capture(self) -> bool:
+        import cv2
+
+        if not os.path.isfile(self.path):
+            self.last_error = "file missing"
+            return False
+        cap = cv2.VideoCapture(self.path)
+        if not cap.isOpened():
+            cap.release()
+            self.last_error = "cannot open"
+            return False
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS
+        self._cap = cap
+        self._frames_this_pass = 0
+        self.status = "running"
+        return True
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        if self._cap is None and not self._retry():
+            return None
+        wait = self._next - time.monotonic()
+        if wait > timeout:
+            time.sleep(timeout)
+            return None
+        if wait > 0:
+            time.sleep(wait)
+        ok, bgr = self._cap.read()
+        if not ok or bgr is None:
+            self._rewind()
+            return None
+        now = time.monotonic()
+        self._next = max(self._next + 1.0 / self.fps, now - 1.0 / self.fps)
+        self._frames_this_pass += 1
+        frame = Frame(rgb=to_rgb(bgr), index=self._index, t_capture=now, source=f"video:{self.path}")
+        self._index += 1
+        self.frames += 1
+        return frame
+
+    def _rewind(self) -> None:
+        """End of file (loop) or a broken/deleted file (hold and retry): reopen either way."""
+        self._cap.release()
+        self._cap = None
+        if self._frames_this_pass > 0:
+            self.loops += 1
+            if self._open_capture():
+                return
+        self._hold(self.last_error or "no frames decoded")
+
+    def _hold(self, why: str) -> None:
+        if not self.status.startswith("holding"):
+            log.warning("video %s: %s; holding the last frame and retrying", self.path, why)
+        self.last_error = why
+        self.status = f"holding last frame: {why}"
+        self._retry_at = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+
+    def _retry(self) -> bool:
+        if time.monotonic() < self._retry_at:
+            time.sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
+            return False
+        self.reconnects += 1
+        if self._open_capture():
+            log.info("video %s is back", self.path)
+            self._backoff = BACKOFF_START_S
+            self._next = time.monotonic()
+            return True
+        self._hold(self.last_error)
+        return False
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self.status = "closed"
+
+    def stats(self) -> dict:
+        return {**super().stats(), "loops": self.loops, "last_error": self.last_error}
+
+    def describe(self) -> str:
+        return f"video {self.path} (looping, {self.fps:g} fps)"
+
+
+def make(arg: str = "", **_options) -> VideoSource:
+    if not arg:
+        raise SourceUnavailable("video needs a file: --source video:PATH")
+    return VideoSource(os.path.expanduser(arg))

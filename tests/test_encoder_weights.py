@@ -1,0 +1,171 @@
+"""Where encoder weights come from: explicit file, torch's hub cache, and a download only when allowed."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from bridge.encoder import EncoderError, build_encoder
+from bridge.encoder.backbone import WeightsSpec
+from bridge.encoder.vgg16 import random_state_dict
+from bridge.encoder.weights import find_weights, hub_cache_path
+
+VGG_FILE = "vgg16-397923af.pth"
+
+
+@pytest.fixture
+def empty_hub(tmp_path, monkeypatch) -> Path:
+    """torch's hub cache moved to an empty folder (TORCH_HOME, as a user would)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a set_dir elsewhere would override TORCH_HOME
+    hub = Path(torch.hub.get_dir())
+    assert hub == tmp_path / "torch_home" / "hub"
+    return hub
+
+
+@pytest.fixture
+def no_network(monkeypatch) -> list:
+    """Any name lookup or outgoing connection is recorded and refused (downloads disabled for real)."""
+    attempts: list = []
+
+    def refuse_lookup(host, *args, **kwargs):
+        attempts.append(("getaddrinfo", host))
+        raise socket.gaierror(socket.EAI_NONAME, "network disabled in this test")
+
+    def refuse_connect(self, address):
+        attempts.append(("connect", address))
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse_lookup)
+    monkeypatch.setattr(socket.socket, "connect", refuse_connect)
+    return attempts
+
+
+def test_no_weights_and_no_download_is_a_clear_error(empty_hub, no_network):
+    with pytest.raises(EncoderError) as info:
+        build_encoder(z_dim=512, taps=("conv4_1",), allow_download=False)
+    message = str(info.value)
+    assert "\n" not in message
+    assert str(empty_hub / "checkpoints" / VGG_FILE) in message  # where it looked
+    assert "--encoder-weights FILE" in message and "--allow-download" in message  # how to fix it
+    assert no_network == []  # and nothing touched the network
+    assert not (empty_hub / "checkpoints").exists()
+
+
+def test_demo_falls_back_to_random_init_without_network(empty_hub, no_network):
+    enc = build_encoder(z_dim=512, demo=True)
+    assert enc.is_demo
+    assert "random-init demo encoder" in enc.describe()
+    assert enc.stats()["demo"] is True and "random init" in enc.stats()["weights"]
+    assert no_network == []
+
+
+def test_download_is_attempted_only_when_allowed(empty_hub, no_network):
+    with pytest.raises(EncoderError) as info:
+        build_encoder(allow_download=True)
+    message = str(info.value)
+    assert message.startswith("could not download https://download.pytorch.org/models/" + VGG_FILE)
+    assert "--encoder-weights FILE" in message
+    assert ("getaddrinfo", "download.pytorch.org") in no_network
+    assert not (empty_hub / "checkpoints" / VGG_FILE).exists()  # no half file left as if it were the weights
+
+
+def test_explicit_file_problems_are_named(tmp_path, empty_hub, no_network):
+    with pytest.raises(EncoderError, match="encoder weights file not found: .*nope.pth"):
+        build_encoder(weights=str(tmp_path / "nope.pth"))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"this is not a torch file")
+    with pytest.raises(EncoderError, match="garbage.pth: cannot read encoder weights"):
+        build_encoder(weights=str(garbage))
+    other = tmp_path / "other.pth"
+    torch.save({"conv.weight": torch.zeros(3)}, other)
+    with pytest.raises(EncoderError, match=r"other.pth: missing key features\.0\.weight"):
+        build_encoder(weights=str(other), demo=True)  # a named file is never silently replaced by the demo
+    assert no_network == []
+
+
+def test_hub_cache_is_used(empty_hub, no_network):
+    cached = empty_hub / "checkpoints" / VGG_FILE
+    cached.parent.mkdir(parents=True)
+    torch.save(random_state_dict(seed=5), cached)
+    enc = build_encoder(taps=("conv1_1",), demo=True)  # real weights win over the demo's random init
+    assert not enc.is_demo
+    assert f"hub cache {cached}" in enc.describe()
+    torch.testing.assert_close(enc.backbone.features[0].weight, random_state_dict(seed=5)["features.0.weight"])
+    assert no_network == []
+
+
+class _Server:
+    """A loopback HTTP server for files in one folder, counting requests."""
+
+    def __init__(self, folder: Path):
+        self.requests: list[str] = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, directory=str(folder), **kwargs)
+
+            def do_GET(self):
+                outer.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _publish(folder: Path, stem: str, state: dict) -> str:
+    """Save ``state`` as torchvision names its files: stem-<first 8 hex of sha256>.pth; return the name."""
+    tmp = folder / "upload.pth"
+    torch.save(state, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
+    name = f"{stem}-{digest}.pth"
+    tmp.rename(folder / name)
+    return name
+
+
+def test_allowed_download_over_loopback_checks_hash_and_caches(tmp_path, empty_hub):
+    served = tmp_path / "served"
+    served.mkdir()
+    state = {"w": torch.arange(6.0)}
+    name = _publish(served, "tiny", state)
+    with _Server(served) as server:
+        spec = WeightsSpec(filename=name, url=f"http://127.0.0.1:{server.port}/{name}", description="tiny test weights")
+        with pytest.raises(EncoderError, match="no tiny test weights found"):
+            find_weights(spec, allow_download=False)
+        assert server.requests == []
+        found = find_weights(spec, allow_download=True)
+        assert found.origin == "download" and found.path == str(hub_cache_path(spec))
+        torch.testing.assert_close(found.state["w"], state["w"])
+        again = find_weights(spec, allow_download=True)
+        assert again.origin == "hub cache"
+        assert server.requests == [f"/{name}"]  # fetched once, then read from the cache
+
+
+def test_download_with_wrong_hash_is_refused(tmp_path, empty_hub):
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.save({"w": torch.zeros(2)}, served / "tiny-00000000.pth")  # name promises a hash it does not have
+    with _Server(served) as server:
+        spec = WeightsSpec(filename="tiny-00000000.pth", url=f"http://127.0.0.1:{server.port}/tiny-00000000.pth",
+                           description="tiny test weights")
+        with pytest.raises(EncoderError, match="could not download .*invalid hash value"):
+            find_weights(spec, allow_download=True)
+    assert not hub_cache_path(spec).exists()
