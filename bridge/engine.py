@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import importlib
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -252,6 +253,7 @@ class Engine:
         self.device = device
         self.demo = demo
         self.model_description = model_description or type(generator).__name__
+        self.source_opened = False  # build_engine opens it early so a bad path fails before the model loads
         self.mixer = LatentMixer(generator, device)
         self.clock = StageClock()
         self.capture_clock = StageClock()
@@ -302,7 +304,9 @@ class Engine:
     # -- life cycle -----------------------------------------------------------------------------
     def start(self) -> None:
         """Open the source, start sinks, tracker, the three stage threads, then the services."""
-        self.source.open()
+        if not self.source_opened:
+            self.source.open()
+            self.source_opened = True
         self.mixer.static_w(int(self.params.get("seed")))  # first mapping call before the show, not in it
         for sink in self.sinks:
             sink.start()
@@ -461,14 +465,18 @@ class Engine:
                 keypoints = self._latest_keypoints()
                 now = time.monotonic()
                 changed = (fresh or self.params.version != last_version or keypoints is not last_keypoints
-                           or self._smoother.settling or self.params.get("noise_mode") == "random"
-                           or self._last_rgb is None)
+                           or self._smoother.settling or self._animating() or self._last_rgb is None)
                 if not changed and now - last_publish < HEARTBEAT_S:
                     continue
                 last_version = self.params.version
                 last_keypoints = keypoints
                 self._render_one(source_frame, keypoints, rerender=changed)
                 last_publish = time.monotonic()
+
+    def _animating(self) -> bool:
+        """Render continuously when the picture moves by itself: random noise, or manipulations (they ease
+        in and out over time, so they need frames even when the hand is still)."""
+        return bool(self._manipulations) or self.params.get("noise_mode") == "random"
 
     def _latest_keypoints(self) -> Keypoints | None:
         if self.tracker is None:
@@ -644,10 +652,10 @@ def startup_errors() -> tuple[type[BaseException], ...]:
 
     kinds: list[type[BaseException]] = [StartupError, SinkUnavailable, SourceUnavailable, ParamError]
     for module, name in (("bridge.encoder", "EncoderError"), ("bridge.stylegan.pickle_reader", "NetworkLoadError")):
-        try:
-            kinds.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
+        # only modules already loaded can have raised: importing them here would pull in torch for nothing
+        kind = getattr(sys.modules.get(module), name, None)
+        if kind is not None:
+            kinds.append(kind)
     return tuple(kinds)
 
 
@@ -668,15 +676,21 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     Raises one of :func:`startup_errors` for anything the user has to fix.
     """
     settings = complete_settings(settings)
-    device = resolve_device(settings["device"])
     demo = not settings["network"]
-    generator, model_description = _load_generator(settings, device, progress)
-    encoder = _build_encoder(settings, generator, device, demo)
-    params = ParamStore({name: value for name, value in settings.items() if name in PARAMS_BY_NAME})
-    source = _make_source(settings)
     resolution = _parse_resolution(settings["resolution"])
+    source = _make_source(settings)
+    source.open()  # cheap checks first: a mistyped path fails before torch loads and the model is read
+    try:
+        device = resolve_device(settings["device"])
+        generator, model_description = _load_generator(settings, device, progress)
+        encoder = _build_encoder(settings, generator, device, demo)
+    except BaseException:
+        source.close()
+        raise
+    params = ParamStore({name: value for name, value in settings.items() if name in PARAMS_BY_NAME})
     engine = Engine(params, generator, encoder, source, resolution=resolution, device=device, demo=demo,
                     model_description=model_description)
+    engine.source_opened = True
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
     for package in ("bridge.osc", "bridge.tracking"):
@@ -695,10 +709,13 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
     steps = tqdm(total=3, desc="loading model", unit="step", disable=not progress, leave=False)
     try:
         if settings["network"]:
-            from bridge.stylegan import load_network
+            from bridge.stylegan import NetworkLoadError, load_network
 
             steps.set_postfix_str(str(settings["network"]))
-            generator = load_network(settings["network"], device="cpu")
+            try:
+                generator = load_network(settings["network"], device="cpu")
+            except NetworkLoadError as exc:
+                raise StartupError(f"network: {exc}") from None
             description = f"{settings['network']} ({_arch(generator)})"
         else:
             from bridge.stylegan import Generator, demo_config

@@ -230,13 +230,16 @@ PARAMS: tuple[Param, ...] = (
        min=0.01, max=30.0, unit="Hz", group="encoder"),
     _P("encoder.euro.beta", "float", 0.05, "One-Euro speed coefficient of z (per unit/s of change): higher = less lag in motion.",
        min=0.0, max=10.0, group="encoder"),
-    _P("encoder.standardize", "enum", "running",
-       "Standardise z to N(0, I): none, per vector, or with running statistics (a static scene sits at the centre).",
+    _P("encoder.standardize", "enum", "vector",
+       "Standardise z to N(0, I): none, per vector (stable), or per dimension with running statistics (what changes "
+       "moves z; a static scene sits at z ~ 0, whose direction StyleGAN's z normalisation turns into noise).",
        choices=("none", "vector", "running"), group="encoder"),
     _P("encoder.adapt_s", "float", 10.0,
        "Time constant of the running standardisation: after a change, z drifts back to the centre over about this long.",
        min=0.1, max=3600.0, unit="s", group="encoder"),
-    _P("encoder.gain", "float", 1.0, "Multiply the fake latent z (after standardisation and smoothing).",
+    _P("encoder.gain", "float", 1.0,
+       "Multiply the fake latent z (after standardisation and smoothing); StyleGAN's mapping divides z by its RMS, "
+       "so this changes telemetry and raw-z consumers, not the picture.",
        min=0.0, max=4.0, smoothing_s=0.05, group="encoder"),
     _P("encoder.mirror", "bool", False, "Mirror the frame left-right before encoding (selfie cameras).",
        group="encoder"),
@@ -256,7 +259,7 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("encoder_size", "str", "",
        "Encode resolution WxH the frame is cropped to the aspect of and resized to; empty = 426x320 "
-       "(the paper's 4:3), or 160x120 with the random-init demo encoder.",
+       "(the paper's 4:3), or 128x96 in the embedded demo (interactive on a small CPU).",
        group="startup", live=False, telemetry=False),
     # ---- hands / manipulations (issue 6 adds its rows here) ---------------------------------------
     # "left"/"right" are the performer's own hands; see bridge/tracking/__init__.py for the conventions.
@@ -354,7 +357,7 @@ PARAMS: tuple[Param, ...] = (
        "OSCQuery HTTP server HOST:PORT serving the address tree as JSON; 'off' disables.",
        group="startup", live=False, telemetry=False),
     _P("osc_maps", "list", (),
-       "Rig maps to load: a shipped map name (touchdesigner, resolume, grandma3, eos, touchosc) or a .toml path.",
+       "Rig maps to load: a shipped map name (touchdesigner, resolume, grandma3, touchosc) or a .toml path.",
        group="startup", live=False, telemetry=False),
     _P("presets", "str", "",
        "Presets file (TOML); empty = beside the show file (SHOW.presets.toml), else ./vrbridge-presets.toml.",

@@ -24,7 +24,7 @@ class Running:
     def __init__(self, args: list[str], tmp_path):
         self.port = free_port(kind=socket.SOCK_STREAM)
         self.log = tmp_path / "engine.log"
-        cmd = vrbridge_cmd() + ["run", "--preview", f"127.0.0.1:{self.port}", "--osc-in", "off",
+        cmd = vrbridge_cmd() + ["run", "--preview", f"127.0.0.1:{self.port}", "--osc-in", "off", "--oscquery", "off",
                                 "--osc-out", f"127.0.0.1:{free_port()}"] + args
         self._log_fh = open(self.log, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT)
@@ -130,7 +130,7 @@ def test_startup_errors_are_one_line(tmp_path):
     cases = [(["--source", f"video:{tmp_path / 'missing.mp4'}"], "no such file"),
              (["--network", str(missing)], "nope.pkl")]
     for args, needle in cases:
-        result = subprocess.run(vrbridge_cmd() + ["run", "--preview", "off", "--osc-in", "off"] + args,
+        result = subprocess.run(vrbridge_cmd() + ["run", "--preview", "off", "--osc-in", "off", "--oscquery", "off"] + args,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 2, result.stderr[-2000:]
         error_lines = [line for line in result.stderr.splitlines() if line.startswith("vrbridge run: error:")]

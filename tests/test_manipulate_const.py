@@ -44,6 +44,15 @@ def no_hand(t, index) -> Keypoints:
     return Keypoints(hands=(), active=None, t_capture=t, frame_index=index, aspect=4 / 3)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is faster than two fighting over busy cores (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def params(**overrides):
     return {**DEFAULTS, "hand.ease_s": 0.0, **overrides}
 
@@ -171,3 +180,16 @@ def test_on_stylegan3_it_says_so_once_and_does_nothing(caplog):
     assert len(notes) == 1 and "synthesis.b4.const" in notes[0] and "StyleGAN2" in notes[0]
     assert m.features() == {}
     assert all(torch.equal(before[k], v) for k, v in sg3.state_dict().items())
+
+
+def test_settling_says_when_the_output_moves_with_time_alone(sg2, const):
+    p = params(**{"hand.ease_s": 1.0})
+    assert not const.settling
+    const.apply(sg2, p, keypoints(t=0.0, index=0), now=0.0)
+    const.apply(sg2, p, keypoints(t=0.5, index=1), now=0.5)
+    assert const.settling  # half eased in
+    for i, t in enumerate(np.arange(0.6, 1.8, 0.1)):
+        const.apply(sg2, {**p, "hand.const.mode": "shuffle"}, keypoints(t=t, index=2 + i), now=t)
+    assert const.a > 0 and not const.settling  # fully in, and shuffle does not move with time
+    const.apply(sg2, p, keypoints(t=2.0, index=50), now=2.0)
+    assert const.settling  # the blend's noise constant moves every frame

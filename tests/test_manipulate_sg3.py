@@ -13,6 +13,7 @@ from bridge.frames import HAND_LANDMARK_NAMES, Hand, Keypoints
 from bridge.manipulate.sg3_transform import InputTransform, user_matrix
 from bridge.params import PARAMS
 from bridge.stylegan import load_network
+from bridge.tracking.features import FEATURE_NAMES, raw_features
 
 from conftest import STYLEGAN_FIXTURES
 from test_tracking_features import hand_points
@@ -35,6 +36,15 @@ def sg3r():
 def render(G) -> np.ndarray:
     with torch.no_grad():
         return G.synthesis(G.mapping(Z, None, truncation_psi=1.0), noise_mode="const")[0].mean(0).numpy()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Tiny networks: one thread is faster than two fighting over busy cores (restored afterwards)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def params(**overrides):
@@ -88,7 +98,8 @@ def test_written_buffer_is_the_networks_own_transform_times_the_inverse(sg3t, tr
     f = transform.features()
     assert f["transform_angle"] == pytest.approx(30, abs=1e-3)
     assert f["transform_tx"] == pytest.approx(0.2 * 0.5, abs=1e-5) and f["transform_ty"] == pytest.approx(-0.05, abs=1e-5)
-    assert f["transform_zoom"] > 1.0
+    area = raw_features(hand_points(0.7, 0.4, 30, scale=1.2), 4 / 3)[FEATURE_NAMES.index("area")]
+    assert f["transform_zoom"] == pytest.approx((area / DEFAULTS["hand.transform.area_ref"]) ** 0.25, rel=1e-6)
     m = user_matrix(-30, f["transform_tx"], f["transform_ty"], f["transform_zoom"])
     assert np.allclose(tensor.double().numpy(), original @ np.linalg.inv(m), atol=1e-5)
 

@@ -156,6 +156,22 @@ def test_deadband_ignores_jitter(run_map, tmp_path):
     assert store.get("mix.amount") == pytest.approx(1.0)
 
 
+def test_events_without_arguments_fire_triggers_and_maps_combine(run_map, tmp_path):
+    path = tmp_path / "desk.toml"
+    path.write_text('[[route]]\naddress = "/eos/out/event/cue/1/*/fire"\nparam = "preset.recall"\n'
+                    'mode = "trigger"\nvalue = "1"\n')
+    store, send, bridge = run_map(f"{path},touchosc")  # a comma list, as `--osc-maps a,b` gives it
+    assert [m.name for m in bridge.router.maps] == ["desk", "touchosc"]
+    send("/1/fader2", 0.3)
+    send("/2/push5", 1.0)  # save preset "1" from TouchOSC
+    send("/1/fader2", 0.9)
+    send("/eos/out/event/cue/1/7/fire", [])  # the desk fires a cue: an event with no value
+    assert store.get("mix.amount") == pytest.approx(0.3)
+    send("/1/fader2", 0.9)
+    send("/eos/out/event/cue/1/8/fire", [])  # every event fires again (no release needed)
+    assert store.get("mix.amount") == pytest.approx(0.3)
+
+
 def _write(tmp_path, body: str):
     path = tmp_path / "rig.toml"
     path.write_text(textwrap.dedent(body).lstrip())
@@ -175,7 +191,7 @@ def _write(tmp_path, body: str):
      address = "/b"
      param = "psi"
      curve = "wobbly"
-     ''', 12, "route[1].curve", "not one of linear, exp, log"),
+     ''', 11, "route[1].curve", "not one of linear, exp, log"),
     ('''
      [[route]]
      address = "/a"
@@ -225,7 +241,7 @@ def _write(tmp_path, body: str):
      [[route]]
      address = "/a"
      param = "preset.recall"
-     ''', 3, "route[0].mode", 'use mode = "trigger"'),
+     ''', 1, "route[0].mode", 'use mode = "trigger"'),
 ])
 def test_validation_names_file_line_and_key(tmp_path, body, line, key, message):
     path = _write(tmp_path, body)

@@ -147,3 +147,13 @@ def test_camera_that_is_not_there_is_retried(tmp_path):
     assert "cannot open camera" in source.stats()["last_error"]
     with pytest.raises(SourceUnavailable, match="neither a device index"):
         make_source("camera:front")
+
+
+def test_devices_lists_torch_devices_and_probes_cameras_quickly():
+    from bridge.commands.devices import probe_cameras, torch_devices
+
+    names = [name for name, _ in torch_devices()]
+    assert names[0] == "cpu" and "cuda" in names[1] and "mps" in names
+    found = probe_cameras(10)
+    for index, desc in found:  # whatever this machine has, each entry is a camera that gave a frame
+        assert 0 <= index < 10 and "x" in desc

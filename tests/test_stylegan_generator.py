@@ -148,13 +148,27 @@ def test_config_validation_names_the_problem():
 def test_config_is_kept_and_json_round_trips():
     import json
 
-    g = Generator.from_config(demo_config(), seed=0)
-    assert json.loads(json.dumps(g.config)) == demo_config()
-    again = Generator(json.loads(json.dumps(g.config)))
+    assert json.loads(json.dumps(demo_config())) == demo_config()
+    config = tiny_config(random_init={"torgb_octave_gain": 2.0, "noise_strength": 0.05, "calibrate_std": 0.6})
+    g = Generator.from_config(config, seed=0)
+    assert g.config == config
+    again = Generator(json.loads(json.dumps(g.config)))  # plain construction ignores random_init
     again.load_state_dict(g.state_dict(), strict=True)
-    z = torch.randn(1, 512)
+    z = torch.randn(1, 16)
     with torch.no_grad():
         torch.testing.assert_close(again(z, None), g(z, None), rtol=0, atol=0)
+
+
+def test_random_init_tuning_is_applied():
+    plain = Generator.from_config(tiny_config(), seed=0)
+    tuned = Generator.from_config(tiny_config(random_init={"torgb_octave_gain": 2.0, "noise_strength": 0.05,
+                                                           "calibrate_std": 0.6}), seed=0)
+    assert float(tuned.synthesis.b8.conv1.noise_strength) == pytest.approx(0.05)
+    # Same seed, same draws: ToRGB weights differ only by a per-block scale growing 2x per octave.
+    ratios = [float((tuned.synthesis.blocks()[i].torgb.weight / plain.synthesis.blocks()[i].torgb.weight).mean())
+              for i in range(3)]
+    assert ratios[1] == pytest.approx(2 * ratios[0], rel=1e-5) and ratios[2] == pytest.approx(4 * ratios[0], rel=1e-5)
+    torch.testing.assert_close(tuned.synthesis.b4.const, plain.synthesis.b4.const, rtol=0, atol=0)
 
 
 # ------------------------------------------------------------------------------------------ layer groups
@@ -223,10 +237,9 @@ def test_demo_picture_has_structure_and_colour(demo):
     assert float((img[0] - img[1]).abs().mean()) > 0.1
 
 
-def test_demo_is_reproducible():
-    a = Generator.from_config(demo_config(), seed=0)
-    b = Generator.from_config(demo_config(), seed=0)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+def test_demo_is_reproducible(demo):
+    again = Generator.from_config(demo_config(), seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(demo.state_dict().values(), again.state_dict().values()))
 
 
 def test_set_fast_is_harmless_on_cpu(sg2_tiny):

@@ -31,7 +31,7 @@ from bridge.params import PARAMS_BY_NAME
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODE_SIZE = (426, 320)  # the paper's 4:3
-DEMO_ENCODE_SIZE = (160, 120)  # keeps the random-init demo interactive on a 2-core CPU (see bench encoder)
+DEMO_ENCODE_SIZE = (128, 96)  # ~80 ms per frame to conv4_1 on one core here: the demo stays interactive (bench encoder)
 MAX_ENCODE_SIDE = 4096
 DEMO_SEED = 0
 
@@ -126,7 +126,8 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), ta
     Weights: ``weights`` (a file) if given; else torch's hub cache; else, only if ``allow_download``, the
     published file. ``demo=True`` allows one more fallback: when neither a file was named nor a cached copy
     exists (and downloads are off), a seeded random-init network, flagged by ``is_demo`` and ``describe()``.
-    Real weights are used in the demo too whenever they are there.
+    Real weights are used in the demo too whenever they are there. ``encode_size`` (width, height) or "WxH";
+    None/"" = 426x320 (the paper's 4:3), or DEMO_ENCODE_SIZE (128x96) when ``demo`` is set, to stay interactive.
     """
     if not isinstance(z_dim, (int, np.integer)) or isinstance(z_dim, bool) or z_dim < 1:
         raise EncoderError(f"z_dim must be a positive integer, got {z_dim!r}")
@@ -147,7 +148,7 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), ta
         model.load_weights(found.state, found.path)
         source = found.describe()
         del found
-    size = parse_encode_size(encode_size, demo=random_init, min_side=cls.min_size)
+    size = parse_encode_size(encode_size, demo=demo, min_side=cls.min_size)
     # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
     model = model.to(device=dev, memory_format=torch.channels_last)
     return VisualEncoder(model, int(z_dim), tap_list, size, dev, source, is_demo=random_init)
@@ -177,7 +178,10 @@ class _Settings:
 
 
 class VisualEncoder:
-    """Frame -> {"coarse", "middle", "fine"} fake latents. Used from one thread (the render loop)."""
+    """Frame -> {"coarse", "middle", "fine"} fake latents.
+
+    ``encode`` is called from one thread (the engine's encode thread); ``describe``/``stats`` from any.
+    """
 
     def __init__(self, backbone: Backbone, z_dim: int, taps: tuple[Tap, ...], encode_size: tuple[int, int],
                  device: torch.device, weights_source: str, is_demo: bool):
@@ -193,7 +197,7 @@ class VisualEncoder:
         self._projections = {t.name: Projection(t.name, backbone.tap_channels(t.name), z_dim, device) for t in taps}
         self._layout: Layout = parse_layout("whole")
         self._layout_key = ("whole", "")
-        self._layout_weights: dict[tuple[str, int, int], torch.Tensor] = {}
+        self._layout_weights: dict[tuple[str, int, int], torch.Tensor] = {}  # (spec, h, w) -> (R, h*w)
         self._standardizer = RunningStandardizer()
         self._smoothers = {g: Smoother() for g in GROUPS}
         self._last: dict[str, torch.Tensor] | None = None
@@ -215,10 +219,11 @@ class VisualEncoder:
         x = self._prepare(rgb, settings.mirror)
         layout = self._current_layout(settings)
         with torch.no_grad():  # not inference_mode: its tensors could not be saved by a caller's autograd ops
+            backbone_start = time.perf_counter()
             features = self.backbone(x)
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
-            backbone_ms = (time.perf_counter() - start) * 1000.0
+            backbone_ms = (time.perf_counter() - backbone_start) * 1000.0
             z_raw = self._reduce(features, layout)
             if not torch.isfinite(z_raw).all():
                 return self._fail("the backbone produced NaN/inf for this frame; kept the last latents")
@@ -277,6 +282,7 @@ class VisualEncoder:
                 self._stats["last_error"] = str(exc)
             return self._layout
         self._layout, self._layout_key = layout, key
+        self._layout_weights.clear()  # only the current layout's weights are ever needed again
         self._standardizer.reset()  # regions changed: their running statistics start again
         self._stats["layout"] = layout.spec
         return layout
@@ -292,7 +298,7 @@ class VisualEncoder:
 
     def _weights_for(self, layout: Layout, feature: torch.Tensor) -> torch.Tensor:
         h, w = (feature.shape[-2], feature.shape[-1]) if feature.ndim == 4 else (1, 1)
-        key = (layout.spec + "|" + str(layout.regions), h, w)
+        key = (layout.spec, h, w)
         if key not in self._layout_weights:
             self._layout_weights[key] = layout.weights(h, w, self.device)
         return self._layout_weights[key]
@@ -307,7 +313,12 @@ class VisualEncoder:
         return z_raw
 
     def _per_group(self, z: torch.Tensor, layout: Layout, settings: _Settings, dt: float) -> dict[str, torch.Tensor]:
-        out = {}
+        """Smooth per group (so a layout change glides instead of jumping) and apply the gain.
+
+        Groups that share a region and have come out equal share one tensor object, so a consumer can map
+        each distinct z once (the engine does, by identity).
+        """
+        out: dict[str, torch.Tensor] = {}
         for group in GROUPS:
             value = z[layout.group_region[group]]
             smoother = self._smoothers[group]
@@ -315,7 +326,9 @@ class VisualEncoder:
                 value = smoother.one_euro(value, dt, settings.euro_min_cutoff, settings.euro_beta)
             else:
                 value = smoother.ema(value, dt, settings.smoothing)
-            out[group] = (value * settings.gain).to(torch.float32)
+            value = (value * settings.gain).to(torch.float32)
+            same = [g for g in out if layout.group_region[g] == layout.group_region[group] and torch.equal(out[g], value)]
+            out[group] = out[same[0]] if same else value
         return out
 
     def _fail(self, message: str) -> dict[str, torch.Tensor]:

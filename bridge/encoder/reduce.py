@@ -12,6 +12,11 @@ Per frame, for R regions and taps l with weights alpha_l:
    dimensions) or :class:`RunningStandardizer` (each dimension against its own running mean/variance over
    time, so a static scene sits at the centre of Z and what changes in the scene is what moves z).
 
+Note for whoever consumes z: StyleGAN's mapping network first divides z by its RMS, so only z's direction
+reaches the picture. "vector" z's are unit-RMS and steady for a steady scene (the default). "running" z's
+shrink towards 0 in a static scene, where what is left is camera noise, whose direction is random; a consumer
+that wants "static scene = centre" should weigh the camera's influence by z's RMS rather than map a near-zero z.
+
 All functions work on torch tensors on the encoder's device, in float32.
 """
 from __future__ import annotations
@@ -74,10 +79,11 @@ class RunningStandardizer:
     """Per-dimension standardisation with exponentially weighted running mean and variance over time.
 
     ``adapt_s`` is the time constant: after a change in the scene, z drifts back towards the centre over
-    roughly that many seconds. The variance starts at the spread of the first vector (so early changes are
-    measured against the scene's own feature scale) and never drops below ``(floor * spread)^2``, where spread
-    is the running cross-dimension standard deviation of z_raw: without that floor a perfectly static scene
-    would divide camera noise by almost zero and fill z with amplified noise.
+    roughly that many seconds. The variance is estimated from what was seen (it starts at zero: nothing has
+    varied yet) and the divisor never drops below ``floor * spread``, where spread is the running
+    cross-dimension standard deviation of z_raw (the scene's own feature scale). So a change of 10 % of that
+    scale moves z by about one unit at first; without the floor a perfectly static scene would divide
+    camera noise by almost zero and fill z with amplified noise.
     """
 
     def __init__(self, floor: float = 0.1):
@@ -94,7 +100,7 @@ class RunningStandardizer:
         spread = z.std(dim=-1, keepdim=True, correction=0).clamp_min(EPS)
         if self.mean is None or self.mean.shape != z.shape:
             self.mean = z.clone()
-            self.var = spread.expand_as(z).square().clone()
+            self.var = torch.zeros_like(z)
             self.spread = spread
         else:
             a = 1.0 - math.exp(-max(dt, 0.0) / max(adapt_s, EPS))

@@ -10,6 +10,9 @@ Regions split the FEATURE MAP, not the frame. Why:
   Deep taps blur regions more, and the vector taps (fc1, fc2, fc3) have no layout at all: every region of a
   vector tap gets the same whole-frame vector.
 
+Regions are taken in the picture as encoded, i.e. after ``encoder.mirror``: with a mirrored selfie camera,
+"left" is the left of what the performer sees on the monitor.
+
 A layout is named or given as a grid spec:
 
 * ``whole``: one region, all three groups the same z (the paper's default);

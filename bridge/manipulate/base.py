@@ -65,6 +65,11 @@ class HandManipulation:
     def features(self) -> dict[str, float]:
         return {}
 
+    @property
+    def settling(self) -> bool:
+        """True while the output changes with time alone (easing in/out): the render loop should keep rendering."""
+        return self.applies and 0.0 < self.ramp.level < 1.0
+
     def restore(self) -> None:
         """Put the original tensor back (bit-exact)."""
         if self._tensor is not None:

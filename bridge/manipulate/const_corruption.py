@@ -34,6 +34,7 @@ class ConstCorruption(HandManipulation):
     def __init__(self, features=None) -> None:
         super().__init__(features)
         self.a = 0.0
+        self._mode = "blend"
         self._seed: int | None = None
 
     def _on_bind(self, tensor: torch.Tensor) -> None:
@@ -68,7 +69,7 @@ class ConstCorruption(HandManipulation):
         seed = int(params.get("hand.const.seed", 0))
         if seed != self._seed:
             self._reseed(seed)
-        mode = params.get("hand.const.mode", "blend")
+        mode = self._mode = params.get("hand.const.mode", "blend")
         if mode == "shuffle":
             torch.lerp(self._original, self._shuffled, self.a, out=tensor)
             return True
@@ -83,6 +84,11 @@ class ConstCorruption(HandManipulation):
 
     def features(self) -> dict[str, float]:
         return {"const_a": float(self.a)} if self.applies else {}
+
+    @property
+    def settling(self) -> bool:
+        """Easing, or corrupting with the moving noise constant (it changes every frame)."""
+        return super().settling or (self.a > 0.0 and self._mode != "shuffle")
 
     def _idle(self) -> None:
         self.a = 0.0

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
 
-SHOW_FILE_KEYS = ("show_file", "show", "config")  # extra settings keys that may carry the show file's path
+SHOW_FILE_KEY = "show_file"  # an extra settings key: the show file's path (presets are stored beside it)
 
 
 @dataclasses.dataclass
@@ -35,7 +35,7 @@ def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
     """Create and register the OSC services from settings (osc_in, osc_out, osc_allow, osc_maps, oscquery,
     presets, telemetry.*). Raises bridge.cli.UserError for a setting that cannot work."""
     from bridge.osc.maps import MapError, MapRouter, load_map
-    from bridge.osc.net import parse_endpoint
+    from bridge.osc.net import parse_endpoint, resolve
     from bridge.osc.presets import PresetBank, default_presets_path
     from bridge.osc.server import OscServer
     from bridge.osc.telemetry import Telemetry
@@ -54,7 +54,8 @@ def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
     engine.osc_server = server
     engine.add_service(server)
 
-    targets = [parse_endpoint(t, "osc_out") for t in _as_list(get("osc_out", ())) if t.strip().lower() != "off"]
+    targets = [parse_endpoint(t, "osc_out") for t in _as_list(get("osc_out", ())) if t.lower() != "off"]
+    targets = [(resolve(host, "osc_out"), port) for host, port in targets]  # look names up once, not per send
     if targets:
         bridge.telemetry = Telemetry(store, targets)
         engine.add_report_observer(bridge.telemetry.observe)
@@ -69,7 +70,7 @@ def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
         except MapError as exc:
             raise UserError(f"osc_maps: {exc}") from None
 
-    show = next((str(get(k)) for k in SHOW_FILE_KEYS if get(k)), None)
+    show = str(get(SHOW_FILE_KEY)) if get(SHOW_FILE_KEY) else None
     send_names = (lambda names: bridge.telemetry.send_list("/vrb/preset/names", names)) if bridge.telemetry else None
     bridge.presets = PresetBank(store, default_presets_path(str(get("presets", "") or ""), show),
                                 on_error=server.report_error, on_names=send_names)
@@ -101,8 +102,6 @@ def server_counters(server) -> dict[str, int]:
 
 
 def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
+    """A list setting as strings; "a,b" items are split (``--osc-maps touchosc,grandma3``)."""
+    items = [value] if isinstance(value, str) else list(value or ())
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]

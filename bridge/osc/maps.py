@@ -105,6 +105,11 @@ class Route:
     # -- one incoming message ----------------------------------------------------------------------------
     def handle(self, store: ParamStore, args: tuple, source: str) -> bool:
         """Apply one message; return True when a glide was started (the router then ticks)."""
+        if self.mode == "trigger" and not args:  # an event with no value (e.g. a cue-fire message): fire
+            self.pressed = False
+            self._edge(store, True, source)
+            self.pressed = False
+            return False
         x = self._number(args)
         if self.mode != "value":
             self._edge(store, self.normalise(x) >= self.threshold, source)

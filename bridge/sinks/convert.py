@@ -117,6 +117,7 @@ class MaskCache:
             return self._keep_previous((path, None, width, height), f"alpha.mask {path!r}: {exc.strerror or exc}")
         key = (path, mtime, width, height)
         if key == self._key:
+            self._failed_key, self.warning = None, ""  # back to the mask in use
             return self._alpha
         if key == self._failed_key:
             return self._alpha
@@ -189,6 +190,8 @@ class FrameConverter:
     def alpha_for(self, rgb: np.ndarray, settings: AlphaSettings) -> np.ndarray | None:
         """(H, W) uint8 alpha, or None for fully opaque (the cheap path)."""
         height, width = rgb.shape[:2]
+        if settings.mode != "mask":
+            self.masks.warning = ""
         if settings.mode == "luma":
             import cv2
 

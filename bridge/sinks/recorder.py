@@ -67,6 +67,10 @@ class RecorderSink(Sink):
         self._size = (width, height)
         log.info("recording %dx%d at %g fps to %s", width, height, self.fps, self.path)
 
+    def close(self, timeout: float = 1.0) -> None:
+        """Wait for the file to be finalised (an unfinished mp4 is unreadable): longer than other sinks."""
+        super().close(max(timeout, 10.0))
+
     def _reopen_after_error(self) -> bool:
         return False  # a failed write keeps the file; reopening would overwrite what was recorded
 

@@ -218,6 +218,18 @@ def _mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor],
     return "; ".join(parts)
 
 
+# Bounds far beyond any real StyleGAN, checked before building: a corrupt file must not make us allocate a
+# 2**20-pixel network before the tensor-shape comparison can reject it.
+_LIMITS = {"img_resolution": 16384, "img_channels": 64, "z_dim": 1 << 16, "w_dim": 1 << 16, "c_dim": 1 << 20}
+
+
+def _check_plausible(config: dict, source: str) -> None:
+    for name, limit in _LIMITS.items():
+        value = config.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise NetworkLoadError(f"{source}: implausible {name} {value} (limit {limit}): corrupt file or config?")
+
+
 def build_generator(config: dict, state_dict: dict, device: "str | torch.device" = "cpu",
                     source: str = "state dict"):
     """A Generator for ``config`` holding exactly ``state_dict`` (strict names and shapes), in eval mode."""
@@ -225,6 +237,7 @@ def build_generator(config: dict, state_dict: dict, device: "str | torch.device"
 
     if not isinstance(config, dict) or config.get("arch") not in ("stylegan2", "stylegan3"):
         raise NetworkLoadError(f"{source}: config must be a dict with arch 'stylegan2' or 'stylegan3'")
+    _check_plausible(config, source)
     try:
         generator = Generator(config)
     except (TypeError, ValueError, KeyError, AssertionError) as exc:

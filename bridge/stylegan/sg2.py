@@ -22,9 +22,11 @@ Filters (resample_filter), noise_const and every other buffer hold the pickle's 
 init designs them as NVIDIA's constructor does (weights randn, affine bias 1, const randn, noise_strength 0,
 resample_filter the normalised outer product of [1, 3, 3, 1]).
 
-Fast path (set_fast, CUDA only): fp16 in the blocks NVIDIA runs in fp16 (the last num_fp16_res resolutions),
-channels_last, and per-frame-invariant tensors (modulation weights cast to the compute dtype, const noise
-times strength, filters) cached until a parameter changes. CPU always runs the plain float32 path.
+Fast path (set_fast, CUDA only): fp16 + channels_last in the blocks NVIDIA runs in fp16 (the last
+num_fp16_res resolutions), with the non-fused modulation for batches > 1 there (ADA's rule), and
+per-frame-invariant work hoisted: the weights' fp16 pre-normalisation and cast, const noise times strength
+and the filter casts are cached until the source tensor changes (in place or replaced). CPU always runs the
+plain float32 path. Kernel launches per layer remain (no CUDA graphs).
 """
 from __future__ import annotations
 
@@ -118,7 +120,7 @@ class SynthesisLayer(nn.Module):
                              resample_filter=resample_filter, flip_weight=(self.up == 1),
                              fused_modconv=fused_modconv, prenormalize=prenormalize)
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
-        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp)
+        return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp, inplace=True)
 
     def _noise(self, x: torch.Tensor, noise_mode: str) -> torch.Tensor | None:
         if not self.use_noise or noise_mode == "none":
@@ -132,10 +134,10 @@ class SynthesisLayer(nn.Module):
                                lambda: (self.noise_const * self.noise_strength).to(x.dtype))
 
     def _fast_tensors(self, dtype: torch.dtype):
-        """Hoisted per-frame-invariant work: the weight's fp16 pre-normalisation and cast, the filter's cast."""
+        """Hoisted per-frame-invariant work: the weight's fp16 pre-normalisation (kept in float32, like NVIDIA,
+        so demodulation coefficients are computed from unrounded weights) and the filter's cast."""
         if dtype == torch.float16:
-            weight = self._cache.get(("weight", dtype), (self.weight,),
-                                     lambda: prenormalize_weight(self.weight).to(dtype))
+            weight = self._cache.get(("weight", dtype), (self.weight,), lambda: prenormalize_weight(self.weight))
         else:
             weight = self.weight
         f = self._cache.get(("filter", dtype), (self.resample_filter,), lambda: self.resample_filter.to(dtype))
@@ -159,16 +161,12 @@ class ToRGBLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
-        self.fast = False  # set by SynthesisNetwork.set_fast
-        self._cache = _DerivedCache()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
+        # The float32 weight goes in as NVIDIA's does: modulated in float32, cast to x's dtype at the conv.
         styles = self.affine(w) * self.weight_gain
-        weight = self.weight
-        if self.fast and x.dtype != weight.dtype:
-            weight = self._cache.get(("weight", x.dtype), (self.weight,), lambda: self.weight.to(x.dtype))
-        x = modulated_conv2d(x, weight.to(x.dtype), styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act(x, self.bias, clamp=self.conv_clamp)
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return bias_act(x, self.bias, clamp=self.conv_clamp, inplace=True)
 
     def extra_repr(self) -> str:
         return f"in={self.in_channels}, out={self.out_channels}"
@@ -243,9 +241,9 @@ class SynthesisBlock(nn.Module):
                 noise_mode: str = "const", fused_modconv: bool | None = None):
         """ws: (N, num_conv + num_torgb, w_dim). Returns the new (features, image)."""
         w_iter = iter(ws.unbind(dim=1))
-        fast = self.fast and ws.device.type in FAST_DEVICE_TYPES
-        dtype = torch.float16 if (fast and self.use_fp16) else torch.float32
-        channels_last = fast
+        fast = self.fast and ws.device.type in FAST_DEVICE_TYPES and self.use_fp16
+        dtype = torch.float16 if fast else torch.float32
+        channels_last = fast  # as NVIDIA's fp16_channels_last: only where tensor cores run fp16
         if fused_modconv is None:  # ADA's rule: per-sample weights are fine in fp32 or at batch 1
             fused_modconv = dtype == torch.float32 or ws.shape[0] == 1
 
@@ -319,7 +317,7 @@ class SynthesisNetwork(nn.Module):
         for block in self.blocks():
             block.fast = self.fast
             for module in block.modules():
-                if isinstance(module, (SynthesisLayer, ToRGBLayer)):
+                if isinstance(module, SynthesisLayer):
                     module.fast = self.fast
                     module._cache.clear()
         return self

@@ -169,9 +169,10 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, out_channels, 1, 1, 1)
     if input_gain is not None:
         w = w * input_gain
-    x = x.reshape(1, n * in_channels, *x.shape[2:])
     w = w.reshape(n * out_channels, in_channels, kh, kw).to(x.dtype)
-    x = F.conv2d(x, w, padding=padding, groups=n)
+    if n == 1:  # no grouping needed; reshaping would also lose channels_last (the batch stride changes)
+        return F.conv2d(x, w, padding=padding)
+    x = F.conv2d(x.reshape(1, n * in_channels, *x.shape[2:]), w, padding=padding, groups=n)
     return x.reshape(n, out_channels, *x.shape[2:])
 
 
@@ -235,11 +236,13 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
     else:
         x = _upsample_axis(x, filters["up_x"], up, px0, px1, axis=3)
         x = _upsample_axis(x, filters["up_y"], up, py0, py1, axis=2)
-    x = F.leaky_relu(x, slope) if slope != 1 else x
+    inplace = not x.requires_grad  # x is a fresh tensor here: update it in place, no extra full-size buffers
+    if slope != 1:
+        x = F.leaky_relu(x, slope, inplace=inplace)
     if gain != 1:
-        x = x * gain
+        x = x.mul_(gain) if inplace else x * gain
     if clamp is not None and clamp >= 0:
-        x = x.clamp(-clamp, clamp)
+        x = x.clamp_(-clamp, clamp) if inplace else x.clamp(-clamp, clamp)
     c = x.shape[1]
     if filters["down2d"] is not None:
         return F.conv2d(x, filters["down2d"], stride=down, groups=c)
@@ -432,8 +435,7 @@ class SynthesisLayer(nn.Module):
         return self._forward_fast(x, styles, gain, slope, _fast_dtype(self, x.device, force_fp32))
 
     def _forward_fast(self, x, styles, gain, slope, dtype) -> torch.Tensor:
-        if x.device.type == "cuda":
-            x = x.contiguous(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)  # depthwise FIR convs: ~10x faster on CPU too
         weight = self._cache.get("weight", (self.weight,), self._prenormalized_weight)
         input_gain = self._cache.get("input_gain", (self.magnitude_ema,), lambda: self.magnitude_ema.rsqrt())
         bias = self._cache.get(f"bias/{dtype}", (self.bias,), lambda: self.bias.to(dtype))

@@ -55,7 +55,7 @@ def attach(engine, settings: Mapping[str, Any]) -> None:
         from bridge.tracking.osc_input import OSC_PATTERNS, OscHandTracker
 
         server = getattr(engine, "osc_server", None)
-        if server is None:
+        if server is None or getattr(server, "port", 0) is None:  # osc_in off: the server never listens
             raise UserError("hands = osc needs the OSC control input: set osc_in (it is 'off')")
         tracker = OscHandTracker(params_fn)
         for pattern in OSC_PATTERNS:

@@ -56,14 +56,23 @@ class MediaPipeHandTracker(HandTracker):
         self._box.put(frame)
 
     def close(self, timeout: float = 2.0) -> None:
+        """Stop the thread and release MediaPipe. If the thread is still inside a frame after ``timeout``, it
+        releases MediaPipe itself when that frame ends (never closed under a running inference)."""
         self._stop.set()
         self._box.close()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        if self._thread is None or not self._thread.is_alive():
+            self._release()
         self.status = "closed"
+
+    def _release(self) -> None:
+        landmarker, self._landmarker = self._landmarker, None
+        if landmarker is not None:
+            try:
+                landmarker.close()
+            except Exception as exc:  # noqa: BLE001 - closing must not raise at shutdown
+                self.record_error("close", exc)
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "frames": self.frames, "dropped": self._box.dropped,
@@ -133,6 +142,7 @@ class MediaPipeHandTracker(HandTracker):
                 self.process(frame)
             except Exception as exc:  # noqa: BLE001 - a bad frame or a MediaPipe hiccup skips one frame
                 self.record_error("track", exc)
+        self._release()
 
 
 def create_landmarker(model: bytes, num_hands: int = 2, min_confidence: float = 0.5):

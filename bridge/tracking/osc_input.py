@@ -95,7 +95,10 @@ class OscHandTracker(HandTracker):
             value = _number(address, args, 1)[0]
             if not 0.1 <= value <= 10.0:
                 raise WrongType(address, f"aspect {value} is not a width/height ratio in 0.1..10")
-            self._aspect_from_sender = value
+            with self._state:
+                self._aspect_from_sender = value
+                self._dirty = True
+                self.messages += 1
             return
         match = _ADDRESS.match(address)
         if not match:

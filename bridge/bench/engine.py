@@ -1,0 +1,132 @@
+"""``vrbridge bench engine``: the pipelined engine against a strictly sequential loop, same model, same run.
+
+Sequential is what the paper's code does: capture -> encode -> synthesise -> publish, one after another.
+Pipelined is :class:`bridge.engine.Engine`: capture, encode and render on their own threads with latest-value
+hand-offs. Both use the same generator, encoder and test-pattern source (30 fps, like a camera), built once.
+
+Figures per mode:
+* ``fps``: distinct camera frames that reached the output per second (re-publishes are not counted);
+* per-stage ms (moving averages in the engine, plain means in the loop);
+* ``latency``: capture -> publish, p50 / p95, from the frames the sink received.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+from bridge.frames import RenderedFrame
+from bridge.sinks.base import Sink
+
+WARMUP_S = 3.0
+
+
+class CountingSink(Sink):
+    """Receives frames like any sink; keeps (source index, capture time, publish time)."""
+
+    kind = "bench"
+
+    def __init__(self) -> None:
+        super().__init__("bench")
+        self.records: list[tuple[int, float, float]] = []
+        self.recording = False
+
+    def publish(self, frame: RenderedFrame) -> None:
+        if self.recording and frame.source_index >= 0:
+            self.records.append((frame.source_index, frame.t_capture, frame.t_rendered))
+
+    def _send(self, frame: RenderedFrame) -> None:
+        pass
+
+
+def run(args) -> dict:
+    import torch
+
+    from bridge.encoder import build_encoder
+    from bridge.sources import make_source
+    from bridge.stylegan import Generator, demo_config
+
+    seconds = 6.0 if args.quick else 20.0
+    device = args.device
+    generator = Generator.from_config(demo_config(), seed=0).to(device).eval().requires_grad_(False)
+    if device.startswith("cuda") and hasattr(generator, "set_fast"):
+        generator.set_fast(True)
+    encoder = build_encoder(z_dim=generator.z_dim, demo=True, device=device)
+    make = lambda: make_source("pattern", size=(640, 480), fps=30.0)  # noqa: E731
+    rows = [run_pipelined(generator, encoder, make(), device, seconds),
+            run_sequential(generator, encoder, make(), device, seconds)]
+    notes = [f"model: embedded demo ({generator.img_resolution}px, {generator.num_ws} ws), random-init VGG16 "
+             f"demo encoder ({encoder.describe()}); device {device}; torch threads {torch.get_num_threads()}; "
+             f"source: test pattern 640x480 @ 30 fps; {seconds:g} s measured per mode after {WARMUP_S:g} s warm-up",
+             "fps = distinct source frames published per second; latency = capture -> publish"]
+    return {"rows": rows, "notes": notes}
+
+
+def _latency_row(mode: str, records, seconds: float, stage_ms: dict) -> dict:
+    fresh = len({r[0] for r in records})
+    lat = sorted((r[2] - r[1]) * 1000.0 for r in records)
+    p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")
+    return {"mode": mode, "fps": round(fresh / seconds, 2), "frames": fresh,
+            "encode_ms": round(stage_ms.get("encode", float("nan")), 1),
+            "map_ms": round(stage_ms.get("map", float("nan")), 1),
+            "synth_ms": round(stage_ms.get("synth", float("nan")), 1),
+            "publish_ms": round(stage_ms.get("publish", float("nan")), 2),
+            "latency_p50_ms": round(statistics.median(lat), 1) if lat else float("nan"),
+            "latency_p95_ms": round(p95, 1)}
+
+
+def run_pipelined(generator, encoder, source, device: str, seconds: float) -> dict:
+    from bridge.engine import Engine
+    from bridge.params import ParamStore
+
+    sink = CountingSink()
+    engine = Engine(ParamStore(), generator, encoder, source, [sink], device=device)
+    engine.start()
+    try:
+        time.sleep(WARMUP_S)
+        sink.recording = True
+        time.sleep(seconds)
+        sink.recording = False
+        stage_ms = dict(engine.clock.snapshot())
+    finally:
+        engine.stop()
+    return _latency_row("pipelined (engine threads)", sink.records, seconds, stage_ms)
+
+
+def run_sequential(generator, encoder, source, device: str, seconds: float) -> dict:
+    """capture -> encode -> map+mix -> synthesise -> publish, one after another (the paper's loop)."""
+    import torch
+
+    from bridge import imageops
+    from bridge.engine import LatentMixer
+    from bridge.params import ParamStore
+
+    params = ParamStore()
+    mixer = LatentMixer(generator, device)
+    sink = CountingSink()
+    times: dict[str, list[float]] = {"encode": [], "map": [], "synth": [], "publish": []}
+    source.open()
+    start = time.monotonic()
+    with torch.inference_mode():
+        while time.monotonic() - start < WARMUP_S + seconds:
+            frame = source.read(timeout=0.1)
+            if frame is None:
+                continue
+            sink.recording = time.monotonic() - start >= WARMUP_S
+            snapshot = params.snapshot()
+            t0 = time.perf_counter()
+            latents = encoder.encode(frame.rgb, snapshot)
+            t1 = time.perf_counter()
+            ws = mixer.mix(latents, snapshot)
+            t2 = time.perf_counter()
+            rgb = imageops.tensor_to_rgb(generator.synthesis(ws, noise_mode=snapshot["noise_mode"]))
+            t3 = time.perf_counter()
+            out = RenderedFrame(rgb=rgb, index=frame.index, source_index=frame.index, t_capture=frame.t_capture,
+                                t_rendered=time.monotonic(), input_rgb=frame.rgb)
+            sink.publish(out)
+            t4 = time.perf_counter()
+            if sink.recording:
+                for key, value in (("encode", t1 - t0), ("map", t2 - t1), ("synth", t3 - t2), ("publish", t4 - t3)):
+                    times[key].append(value * 1000.0)
+    source.close()
+    stage_ms = {k: statistics.fmean(v) for k, v in times.items() if v}
+    return _latency_row("sequential (paper loop)", sink.records, seconds, stage_ms)

@@ -1,0 +1,102 @@
+"""OSCQuery over real HTTP: the tree generated from the parameter table, checked against the shapes of the
+Vidvox proposal (FULL_PATH, CONTENTS, TYPE, RANGE, VALUE, ACCESS, DESCRIPTION, HOST_INFO, ?ATTRIBUTE)."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from bridge.osc import attach
+from bridge.params import PARAMS
+from test_osc_support import MiniEngine, wait_until
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    engine = MiniEngine()
+    bridge = attach(engine, {"osc_in": "127.0.0.1:0", "osc_out": [], "oscquery": "127.0.0.1:0",
+                             "presets": str(tmp_path_factory.mktemp("q") / "p.toml")})
+    engine.start()
+    yield engine, bridge, f"http://127.0.0.1:{bridge.oscquery.port}"
+    engine.close()
+
+
+def _get(url: str):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = response.read()
+            return response.status, (json.loads(body) if body else None), response.headers.get("Content-Type")
+    except urllib.error.HTTPError as err:
+        return err.code, None, None
+
+
+def _walk(node):
+    yield node
+    for child in node.get("CONTENTS", {}).values():
+        yield from _walk(child)
+
+
+def test_the_whole_tree_describes_every_live_parameter(live):
+    engine, _, base = live
+    status, tree, content_type = _get(base + "/")
+    assert status == 200 and content_type == "application/json"
+    assert tree["FULL_PATH"] == "/" and "vrb" in tree["CONTENTS"]
+    nodes = {node["FULL_PATH"]: node for node in _walk(tree)}
+    for node in nodes.values():
+        assert isinstance(node.get("DESCRIPTION", ""), str)
+        for name, child in node.get("CONTENTS", {}).items():
+            assert child["FULL_PATH"] == node["FULL_PATH"].rstrip("/") + "/" + name  # paths nest
+        if "TYPE" in node:
+            assert node["ACCESS"] in (1, 2, 3)
+            if "VALUE" in node:
+                assert isinstance(node["VALUE"], list) and len(node["VALUE"]) == len(node["TYPE"])
+            if "RANGE" in node:
+                assert isinstance(node["RANGE"], list) and len(node["RANGE"]) == len(node["TYPE"])
+                for entry in node["RANGE"]:
+                    assert set(entry) <= {"MIN", "MAX", "VALS"} and entry
+    live_params = [p for p in PARAMS if p.live]
+    for param in live_params:
+        node = nodes[param.osc_address]
+        assert node["TYPE"] == param.osc_typetags and node["DESCRIPTION"] == param.description
+        assert node["ACCESS"] == (2 if param.kind == "action" else 3)
+    assert not any(p.osc_address in nodes for p in PARAMS if not p.live)  # start-up settings are not OSC
+
+
+def test_node_shapes_match_the_proposal(live):
+    _, _, base = live
+    psi = _get(base + "/vrb/psi")[1]
+    assert psi["TYPE"] == "f" and psi["RANGE"] == [{"MIN": -1.0, "MAX": 2.0}] and psi["CLIPMODE"] == ["both"]
+    coarse = _get(base + "/vrb/mix/coarse")[1]
+    assert coarse["TYPE"] == "ii" and coarse["VALUE"] == [-1, -1] and coarse["RANGE"] == [{"MIN": -1, "MAX": 64}] * 2
+    assert coarse["CLIPMODE"] == ["none", "none"]  # out-of-range pairs are rejected, not clipped
+    noise = _get(base + "/vrb/noise_mode")[1]
+    assert noise["RANGE"] == [{"VALS": ["const", "random", "none"]}] and noise["VALUE"] == ["const"]
+    freeze = _get(base + "/vrb/freeze")[1]
+    assert freeze["TYPE"] == "T" and freeze["VALUE"] == [False]
+    recall = _get(base + "/vrb/preset/recall")[1]
+    assert recall["ACCESS"] == 2 and "VALUE" not in recall
+    assert _get(base + "/vrb/bpm")[1]["UNIT"] == ["bpm"]
+
+
+def test_values_are_live_and_single_attributes_answer(live):
+    engine, bridge, base = live
+    SimpleUDPClient("127.0.0.1", bridge.server.port).send_message("/vrb/psi", 1.25)
+    assert wait_until(lambda: engine.params.get("psi") == pytest.approx(1.25))
+    status, body, _ = _get(base + "/vrb/psi?VALUE")
+    assert status == 200 and body == {"VALUE": [1.25]}
+    assert _get(base + "/vrb/psi?TYPE")[1] == {"TYPE": "f"}
+
+
+def test_host_info_and_errors(live):
+    _, bridge, base = live
+    status, info, _ = _get(base + "/?HOST_INFO")
+    assert status == 200 and info["OSC_PORT"] == bridge.server.port and info["OSC_IP"] == "127.0.0.1"
+    assert info["OSC_TRANSPORT"] == "UDP" and info["EXTENSIONS"]["VALUE"] is True
+    assert info["EXTENSIONS"]["LISTEN"] is False  # no WebSocket streaming offered
+    assert _get(base + "/vrb/nope")[0] == 404
+    assert _get(base + "/vrb/psi?COLOUR")[0] == 400
+    assert _get(base + "/vrb?VALUE")[0] == 204  # a container has no value
+    assert _get(base + "/vrb/psi?VALUE")[0] == 200  # and the server is still fine
