@@ -183,7 +183,8 @@ def _add_flag(group, param: Param) -> None:
         group.add_argument(flag, dest=dest, action="append", default=None, metavar="VALUE",
                            help=help_text + " (repeatable)")
     else:
-        group.add_argument(flag, dest=dest, default=None, metavar=param.kind.upper(), help=help_text)
+        metavar = {"float": "X", "int": "N", "int2": "START,END", "enum": "{" + ",".join(param.choices) + "}"}
+        group.add_argument(flag, dest=dest, default=None, metavar=metavar.get(param.kind, "TEXT"), help=help_text)
 
 
 def parse_text(param: Param, text: str) -> Any:

@@ -247,7 +247,7 @@ class Engine:
         self.generator = generator
         self.encoder = encoder
         self.source = source
-        self.sinks = list(sinks)
+        self.sinks: list = []
         self.tracker = None
         self.resolution = resolution
         self.device = device
@@ -276,6 +276,8 @@ class Engine:
         self._last_np_latents: dict[str, np.ndarray] = {}
         self._last_features: dict[str, float] = {}
         self._smoother = Smoother()
+        for sink in sinks:
+            self.add_sink(sink)
 
     # -- plugging in ----------------------------------------------------------------------------
     def add_service(self, service) -> None:
@@ -293,7 +295,11 @@ class Engine:
         self._manipulations.append(manipulation)
 
     def add_sink(self, sink) -> None:
+        """A sink; one with ``main_thread_tick`` (Syphon: macOS run loop) also gets it called by run_forever."""
         self.sinks.append(sink)
+        tick = getattr(sink, "main_thread_tick", None)
+        if callable(tick):
+            self.add_main_loop_hook(tick)
         if self._running:
             sink.start()
 
@@ -421,7 +427,7 @@ class Engine:
             if self.tracker is not None:
                 try:
                     self.tracker.submit(frame)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:  # noqa: BLE001 - hands are an extra; the picture goes on
                     self.stage_health.fail("tracker", exc, f"submit frame {frame.index}")
 
     # -- encode thread --------------------------------------------------------------------------
@@ -470,7 +476,10 @@ class Engine:
                     continue
                 last_version = self.params.version
                 last_keypoints = keypoints
-                self._render_one(source_frame, keypoints, rerender=changed)
+                try:
+                    self._render_one(source_frame, keypoints, rerender=changed, fresh=fresh)
+                except Exception as exc:  # noqa: BLE001 - the render thread must outlive any bug
+                    self.stage_health.fail("render", exc, f"frame {self.frames_published}")
                 last_publish = time.monotonic()
 
     def _animating(self) -> bool:
@@ -487,7 +496,8 @@ class Engine:
             self.stage_health.fail("tracker", exc, "latest()")
             return None
 
-    def _render_one(self, source_frame: Frame | None, keypoints: Keypoints | None, rerender: bool) -> None:
+    def _render_one(self, source_frame: Frame | None, keypoints: Keypoints | None, rerender: bool,
+                    fresh: bool = False) -> None:
         """Render (or re-publish) one frame with one parameter snapshot, publish it, report it."""
         t_start = time.perf_counter()
         now = time.monotonic()
@@ -498,13 +508,14 @@ class Engine:
             rgb = np.zeros((height, width, 3), np.uint8)
         elif rerender and not snapshot["freeze"]:
             rgb = self._synthesize(snapshot, keypoints, now, source_frame)
+        made_new = rgb is not None
         if rgb is None:  # freeze, heartbeat, or a failed synthesis: hold the last good frame
             rgb = self._last_rgb
         if rgb is None:
             return
         if not snapshot["blackout"]:
             self._last_rgb = rgb
-        self._publish(rgb, source_frame, snapshot, keypoints)
+        self._publish(rgb, source_frame, snapshot, keypoints, fresh=fresh and made_new)
         self.clock.add("total", (time.perf_counter() - t_start) * 1000.0)
 
     def _synthesize(self, snapshot: Mapping[str, Any], keypoints, now: float,
@@ -538,7 +549,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a broken manipulation must not kill synthesis
                 self.stage_health.fail("manipulation", exc, type(m).__name__)
 
-    def _publish(self, rgb: np.ndarray, source_frame: Frame | None, snapshot, keypoints) -> None:
+    def _publish(self, rgb: np.ndarray, source_frame: Frame | None, snapshot, keypoints, fresh: bool) -> None:
         t0 = time.perf_counter()
         t_rendered = time.monotonic()
         frame = RenderedFrame(rgb=rgb, index=self.frames_published,
@@ -552,7 +563,7 @@ class Engine:
                 self.stage_health.fail("publish", exc, sink.describe())
         self.frames_published += 1
         self.clock.add("publish", (time.perf_counter() - t0) * 1000.0)
-        if source_frame is not None:
+        if fresh and source_frame is not None:  # a new camera frame made it out: capture -> publish
             self.clock.add("latency", (t_rendered - source_frame.t_capture) * 1000.0)
         if self._observers:
             self._report(frame, snapshot, keypoints)
@@ -781,7 +792,7 @@ def _make_sinks(settings: Mapping[str, Any], engine: Engine) -> list:
                                                        "fps": float(settings.get("record_fps", 30.0))}))
     if settings["png_dir"]:
         specs.append((f"png:{settings['png_dir']}", {}))
-    specs.extend((spec, {}) for spec in settings["sink"])
+    specs.extend((spec, {"params": engine.params}) for spec in settings["sink"])  # live rows (ndi.*, alpha)
     sinks = []
     for spec, options in specs:
         try:

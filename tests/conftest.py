@@ -15,13 +15,15 @@ IMAGES = DATA / "images"
 REPO = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
+# On a busy 2-core machine OpenMP threads that spin-wait make small torch ops 20-50x slower; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Tests must never fetch weights: make any torch.hub download fail loudly.
 os.environ.setdefault("TORCH_HOME", str(Path(__file__).parent / ".torch_home_unused"))
 
 try:
     import torch
 
-    torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    torch.set_num_threads(1)  # tiny test networks: a second thread only adds contention on 2 busy cores
 except ImportError:  # pragma: no cover
     pass
 

@@ -342,3 +342,29 @@ def test_missing_camera_still_publishes(generator, encoder, tmp_path):
         engine.stop()
         assert time.monotonic() - t0 < 1.5
     assert not any(t.name.startswith("engine-") and t.is_alive() for t in threading.enumerate())
+
+
+class TickingSink(CollectSink):
+    """Like the Syphon sink: needs ``main_thread_tick`` called from the main thread."""
+
+    def __init__(self):
+        super().__init__()
+        self.ticks = 0
+
+    def main_thread_tick(self):
+        self.ticks += 1
+
+
+def test_run_forever_ticks_main_thread_sinks_and_stops_by_itself(generator, encoder):
+    sink = TickingSink()
+    engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0), [sink])
+    engine.start()
+    try:
+        t0 = time.monotonic()
+        engine.run_forever(max_frames=engine.frames_rendered + 3, duration=30)
+        assert engine.frames_rendered >= 3 and time.monotonic() - t0 < 30
+        assert sink.ticks >= 1
+        engine.request_stop()
+        engine.run_forever(duration=30)  # returns at once: a stop was requested (what SIGTERM does)
+    finally:
+        engine.stop()

@@ -193,3 +193,13 @@ def test_settling_says_when_the_output_moves_with_time_alone(sg2, const):
     assert const.a > 0 and not const.settling  # fully in, and shuffle does not move with time
     const.apply(sg2, p, keypoints(t=2.0, index=50), now=2.0)
     assert const.settling  # the blend's noise constant moves every frame
+
+
+def test_the_tables_curve_choices_are_the_curves_that_exist():
+    from bridge.manipulate.curves import CURVE_NAMES, apply_curve
+    from bridge.params import get_param
+
+    assert get_param("hand.const.curve").choices == CURVE_NAMES
+    for name in CURVE_NAMES:
+        assert apply_curve(name, 0.0) in (0.0, 1.0) and apply_curve(name, 1.0) in (0.0, 1.0)
+        assert 0.0 <= apply_curve(name, 0.3) <= 1.0 and apply_curve(name, -5) == apply_curve(name, 0.0)

@@ -27,6 +27,8 @@ def test_our_messages_parse_in_python_osc():
     assert msg.address == "/vrb/mix/coarse" and msg.params == [0, 4]
     data = codec.encode_message("/x", (1.5, "dusk", True, False, None, b"\x01\x02\x03", 2**40, 2.25), "fsTFNbhd")
     assert OscMessage(data).params == [1.5, "dusk", True, False, None, b"\x01\x02\x03", 2**40, 2.25]
+    assert OscMessage(codec.encode_int_message("/i", -5)).params == [-5]
+    assert OscMessage(codec.encode_float_message("/f", 0.5)).params == [0.5]
 
 
 def test_python_osc_messages_decode_here():

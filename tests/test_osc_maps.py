@@ -20,7 +20,7 @@ SHIPPED = sorted(p.stem for p in SHIPPED_DIR.glob("*.toml"))
 
 
 def test_the_four_rigs_are_shipped():
-    assert {"touchdesigner", "resolume", "grandma3", "touchosc"} <= set(SHIPPED)
+    assert {"touchdesigner", "resolume", "grandma3", "eos", "touchosc"} <= set(SHIPPED)
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -110,6 +110,21 @@ def test_grandma3_executors(run_map):
         send("/gma3/Page1/Key207", 1)
         send("/gma3/Page1/Key207", 0)
     assert bridge.server.counts["errors"] == 0
+
+
+def test_eos_show_control_events(run_map):
+    store, send, bridge = run_map("eos")
+    send("/vrb/psi", 0.4)
+    send("/vrb/preset/save", "3")
+    send("/vrb/psi", 1.4)
+    send("/eos/out/event/cue/1/3/fire", [])  # Eos cue events carry no arguments
+    assert store.get("psi") == pytest.approx(0.4)
+    send("/eos/out/event/sub/1", 1)  # bump on
+    assert store.get("freeze") is True
+    send("/eos/out/event/sub/1", 0)  # bump off
+    assert store.get("freeze") is False
+    send("/eos/out/event/cue/2/3/fire", [])  # another cue list: not mapped, not ours
+    assert bridge.server.errors["unknown"] == 1 and bridge.server.counts["errors"] == 1
 
 
 def test_touchdesigner_channels(run_map):

@@ -8,7 +8,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.cli import UserError
-from bridge.osc import attach
+from bridge.osc import attach, codec
 from bridge.osc.presets import PresetBank, default_presets_path
 from bridge.osc.tempo import Tempo, wave
 from bridge.params import ParamStore
@@ -17,7 +17,7 @@ try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-from test_osc_support import Collector, MiniEngine, wait_until
+from test_osc_support import Collector, MiniEngine, send_raw, wait_until
 
 
 @pytest.fixture
@@ -73,6 +73,18 @@ def test_recall_cuts_and_crossfades(rig):
     assert 0.0 < bridge.presets.progress() < 1.0
     assert wait_until(lambda: store.get("seed") == 5, 2.0)
     assert store.get("psi") == pytest.approx(0.2) and bridge.presets.progress() == 1.0
+
+
+def test_fade_time_and_recall_in_one_bundle(rig):
+    store, send, bridge, _, _ = rig
+    send("/vrb/psi", 0.0)
+    send("/vrb/preset/save", "dark")
+    send("/vrb/psi", 1.0)
+    bundle = codec.encode_bundle([codec.encode_message("/vrb/preset/fade", (0.5,), "f"),
+                                  codec.encode_message("/vrb/preset/recall", ("dark",), "s")])
+    send_raw(bundle, bridge.server.port)
+    assert wait_until(lambda: 0.05 < store.get("psi") < 0.95, 1.0)  # gliding, so the fade time arrived first
+    assert wait_until(lambda: store.get("psi") == pytest.approx(0.0), 2.0)
 
 
 def test_a_hand_on_the_fader_wins_over_the_fade(rig):

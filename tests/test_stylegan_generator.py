@@ -1,7 +1,6 @@
 """Generator, mapping network, seeded random init, style-layer groups and the embedded demo network."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -253,3 +252,12 @@ def test_set_fast_is_harmless_on_cpu(sg2_tiny):
             sg2_tiny.set_fast(False)
     torch.testing.assert_close(got, ref, rtol=0, atol=0)
     assert got.dtype == torch.float32
+
+
+def test_mapping_without_w_avg_like_nvidia():
+    generator = Generator.from_config(tiny_config(mapping_kwargs={"num_layers": 2, "w_avg_beta": None}), seed=0)
+    assert "mapping.w_avg" not in dict(generator.named_buffers())
+    z = torch.randn(1, 16)
+    assert generator.mapping(z, None).shape == (1, 6, 16)
+    with pytest.raises(ValueError, match="truncation_psi must be 1"):
+        generator.mapping(z, None, truncation_psi=0.7)

@@ -54,8 +54,8 @@ def test_reference_case(case):
     assert generator.arch == case["arch"] and generator.num_ws == case["num_ws"]
     result = run_case(generator, case)
     assert_case_ok(result, case)
-    # a faithful float32 implementation lands at float noise; record how close we are
-    assert result["w_err"] <= 1e-5, result["w_err"]
+    # a faithful float32 implementation lands at float noise (measured: w <= 1e-6, images 125-146 dB)
+    assert result["w_err"] <= 1e-5 and result["psnr"] >= 100, (result["w_err"], result["psnr"])
 
 
 def test_twelve_cases_cover_three_models():

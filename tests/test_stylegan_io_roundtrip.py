@@ -36,10 +36,13 @@ def _render(generator, c_dim: int = 0, seed: int = 1) -> tuple[torch.Tensor, tor
         return ws, generator.synthesis(ws, noise_mode="const")
 
 
-def _assert_same(a, b, c_dim: int = 0) -> None:
+def _assert_same(a, b, c_dim: int = 0, forward: bool = True) -> None:
+    """Same config, bit-identical tensors and (when ``forward``) bit-identical w and image."""
     assert a.config == b.config
     sd_a, sd_b = a.state_dict(), b.state_dict()
     assert list(sd_a) == list(sd_b) and all(torch.equal(sd_a[k], sd_b[k]) for k in sd_a)
+    if not forward:
+        return
     for x, y in zip(_render(a, c_dim), _render(b, c_dim)):
         assert torch.equal(x, y), float((x - y).abs().max())
 
@@ -52,7 +55,8 @@ def test_pickle_to_safetensors_round_trip_is_bit_exact(tmp_path, model):
     assert json.loads(sidecar.read_text()) == original.config
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.safetensors"]  # no temp files
     assert sniff_format(weights) == "safetensors"
-    _assert_same(load_network(weights), original)
+    # SG3-R's CPU forward is the slowest; identical config + tensors already imply identical outputs
+    _assert_same(load_network(weights), original, forward=model != "sg3r_tiny")
 
 
 def test_safetensors_metadata_carries_the_config(tmp_path):

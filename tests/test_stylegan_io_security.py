@@ -280,3 +280,8 @@ def test_progress_bar_for_big_files(capsys):
     assert "sg2_tiny.pkl" in capsys.readouterr().err  # tqdm writes its bar to stderr
     plain = read_snapshot(SG2, progress=False)
     torch.testing.assert_close(snapshot["G_ema"].state_dict(), plain["G_ema"].state_dict(), rtol=0, atol=0)
+
+
+def test_tensorflow_era_pickle_gets_a_hint():
+    with pytest.raises(UnsafePickleError, match=r"dnnlib\.tflib\.network\.Network.*TensorFlow"):
+        read_snapshot(global_call("dnnlib.tflib.network", "Network"))

@@ -192,3 +192,15 @@ def test_normalize_2nd_moment():
     x = _rand(4, 10, seed=14) * 7
     y = ops.normalize_2nd_moment(x)
     torch.testing.assert_close(y.square().mean(dim=1), torch.ones(4, dtype=y.dtype))
+
+
+def test_bias_act_inplace_matches_and_respects_autograd():
+    x = _rand(2, 3, 4, 4, seed=15).float()
+    b = torch.tensor([0.5, -1.0, 2.0])
+    expected = ops.bias_act(x, b, act="lrelu", clamp=1.5)
+    work = x.clone()
+    got = ops.bias_act(work, b, act="lrelu", clamp=1.5, inplace=True)
+    assert torch.equal(got, expected) and got.data_ptr() == work.data_ptr()
+    tracked = x.clone().requires_grad_(True)
+    out = ops.bias_act(tracked, b, act="lrelu", inplace=True)   # autograd-tracked input: left untouched
+    assert torch.equal(tracked.detach(), x) and out.requires_grad

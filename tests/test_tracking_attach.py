@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import time
 
-import numpy as np
 import pytest
 import torch
 from pythonosc.udp_client import SimpleUDPClient

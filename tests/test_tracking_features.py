@@ -170,3 +170,18 @@ def test_two_hands_crossing_slowly_never_flip():
         order = [a, b] if i % 2 else [b, a]  # MediaPipe lists hands in no stable order
         chosen.append(order[lock.choose(order, i / 30, p)].handedness)
     assert set(chosen) == {chosen[0]}
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis.extra.numpy import arrays  # noqa: E402
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(points=arrays(np.float32, (21, 3), elements=st.floats(-2, 3, width=32)),
+       aspect=st.floats(0.1, 10), mirror=st.booleans())
+def test_features_of_any_landmarks_are_finite(points, aspect, mirror):
+    """Degenerate hands (all points on one spot, a line, outside the frame) give numbers, never NaN or errors."""
+    values = raw_features(points, aspect, mirror)
+    assert np.isfinite(values).all()
+    f = dict(zip(FEATURE_NAMES, values))
+    assert -180 <= f["angle"] <= 180 and 0 <= f["openness"] <= 1 and f["area"] >= 0 and f["distance"] >= 0

@@ -164,3 +164,34 @@ def test_y_up_senders_are_flipped_and_aspect_comes_from_frames(rig, tracked):
     got = kp.active_hand
     assert got.handedness == "left"  # h2's default
     assert np.allclose(got.landmarks[:, :2], tracked.active_hand.landmarks[:, :2], atol=1e-6)
+
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from bridge.params import ParamError  # noqa: E402
+
+_ARGS = st.lists(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-2**31, 2**31 - 1),
+                           st.text(max_size=8), st.booleans(), st.none(), st.binary(max_size=8)), max_size=4)
+_ADDRESSES = st.one_of(
+    st.sampled_from(["/vrb/in/aspect", "/vrb/in/h1/wrist", "/vrb/in/h1/wrist/x", "/h2:index_tip:y",
+                     "/vrb/in/h1/present", "/vrb/in/h3/score", "/vrb/in/h4/handedness", "/vrb/in/h0/wrist/x",
+                     "/vrb/in/h1", "/vrb/in/h1/", "/h1:", "/vrb/in/h99999999999999/wrist/x"]),
+    st.text(max_size=30).map(lambda s: "/vrb/in/" + s))
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(messages=st.lists(st.tuples(_ADDRESSES, _ARGS), max_size=20))
+def test_any_message_is_taken_or_refused_with_a_param_error(messages):
+    """Garbage from the rig never breaks the tracker: a ParamError (answered by the server) or nothing."""
+    tracker = OscHandTracker()
+    for address, args in messages:
+        try:
+            tracker.handle(address, tuple(args), ("127.0.0.1", 9))
+        except ParamError:
+            pass
+        kp = tracker.latest()
+        if kp is not None:
+            for hand in kp.hands:
+                assert np.isfinite(hand.landmarks[:, :2]).all()
+            assert kp.active is None or 0 <= kp.active < len(kp.hands)
+            assert 0.1 <= kp.aspect <= 10.0

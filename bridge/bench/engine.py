@@ -29,9 +29,12 @@ class CountingSink(Sink):
         super().__init__("bench")
         self.records: list[tuple[int, float, float]] = []
         self.recording = False
+        self._seen: set[int] = set()
 
     def publish(self, frame: RenderedFrame) -> None:
-        if self.recording and frame.source_index >= 0:
+        """Only the first publication of each camera frame counts (re-publishes are not new pictures)."""
+        if self.recording and frame.source_index >= 0 and frame.source_index not in self._seen:
+            self._seen.add(frame.source_index)
             self.records.append((frame.source_index, frame.t_capture, frame.t_rendered))
 
     def _send(self, frame: RenderedFrame) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import time
 
 KINDS = ("stylegan2", "stylegan3-t", "stylegan3-r")
@@ -138,6 +139,7 @@ def run(args) -> dict:
     rows, notes = [], []
     for kind in KINDS:
         for res in resolutions:
+            print(f"measuring {kind} {res}px on {device} ...", file=sys.stderr, flush=True)
             try:
                 if cuda:
                     rows.append(measure(kind, res, device, fast=False, quick=quick))

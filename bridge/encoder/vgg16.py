@@ -143,12 +143,13 @@ class VGG16(Backbone):
     # -- weights ------------------------------------------------------------------------------------
     def load_weights(self, state: Mapping[str, torch.Tensor], origin: str) -> None:
         check_state_dict(state, origin)
+        targets = self.state_dict(keep_vars=True)
+        for key in targets:  # all checks before the first copy: a refused file leaves the network untouched
+            if not torch.isfinite(state[key]).all():
+                raise EncoderError(f"{origin}: {key} holds NaN or infinite values")
         with torch.no_grad():
-            for key, tensor in self.state_dict(keep_vars=True).items():
-                source = state[key]
-                if not torch.isfinite(source).all():
-                    raise EncoderError(f"{origin}: {key} holds NaN or infinite values")
-                tensor.copy_(source.to(torch.float32))
+            for key, tensor in targets.items():
+                tensor.copy_(state[key].to(torch.float32))
 
     def init_random(self, seed: int) -> None:
         """torchvision's initialisation (Kaiming-normal fan-out convs, N(0, 0.01) linears, zero biases), seeded."""
@@ -175,18 +176,22 @@ def check_state_dict(state: Mapping[str, torch.Tensor], origin: str) -> None:
     expected = expected_state_shapes()
     missing = [k for k in expected if k not in state]
     if missing:
-        raise EncoderError(f"{origin}: missing key {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                           + "; expected torchvision's VGG16 format (features.N.weight ..., classifier.0/3/6.*)")
+        raise EncoderError(f"{origin}: missing key {_first_of(missing)}; "
+                           "expected torchvision's VGG16 format (features.N.weight ..., classifier.0/3/6.*)")
     unexpected = sorted(k for k in state if k not in expected)
     if unexpected:
-        raise EncoderError(f"{origin}: unexpected key {unexpected[0]}" + (f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else "")
-                           + "; this is not torchvision's VGG16 (vgg16_bn or another network?)")
+        raise EncoderError(f"{origin}: unexpected key {_first_of(unexpected)}; "
+                           "this is not torchvision's VGG16 (vgg16_bn or another network?)")
     for key, shape in expected.items():
         tensor = state[key]
         if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
             raise EncoderError(f"{origin}: {key} is not a floating-point tensor")
         if tuple(tensor.shape) != shape:
             raise EncoderError(f"{origin}: {key} has shape {tuple(tensor.shape)}, expected {shape}")
+
+
+def _first_of(keys: list[str]) -> str:
+    return keys[0] + (f" (and {len(keys) - 1} more)" if len(keys) > 1 else "")
 
 
 def random_state_dict(seed: int = 0, compact_classifier: bool = True) -> dict[str, torch.Tensor]:

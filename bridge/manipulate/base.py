@@ -57,10 +57,11 @@ class HandManipulation:
         with torch.no_grad():
             if level <= 0.0:
                 self._idle()
-            if level <= 0.0 or not self._write(self._tensor, params, level, now):
                 self._restore_once()
-            else:
+            elif self._write(self._tensor, params, level, now):
                 self._neutral = False
+            else:
+                self._restore_once()
 
     def features(self) -> dict[str, float]:
         return {}

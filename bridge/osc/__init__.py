@@ -14,6 +14,8 @@ import dataclasses
 import logging
 from typing import Any, Mapping
 
+from bridge.params import PARAMS_BY_NAME
+
 log = logging.getLogger(__name__)
 
 SHOW_FILE_KEY = "show_file"  # an extra settings key: the show file's path (presets are stored beside it)
@@ -33,63 +35,88 @@ class OscBridge:
 
 def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
     """Create and register the OSC services from settings (osc_in, osc_out, osc_allow, osc_maps, oscquery,
-    presets, telemetry.*). Raises bridge.cli.UserError for a setting that cannot work."""
-    from bridge.osc.maps import MapError, MapRouter, load_map
-    from bridge.osc.net import parse_endpoint, resolve
-    from bridge.osc.presets import PresetBank, default_presets_path
-    from bridge.osc.server import OscServer
-    from bridge.osc.telemetry import Telemetry
-    from bridge.osc.tempo import Tempo
-    from bridge.cli import UserError
+    presets, show_file). Raises bridge.cli.UserError for a setting that cannot work."""
+    def setting(name: str) -> Any:
+        return settings.get(name, PARAMS_BY_NAME[name].default if name in PARAMS_BY_NAME else None)
 
-    store = engine.params
-    get = settings.get
-    osc_in = str(get("osc_in", "127.0.0.1:7700")).strip()
-    if osc_in.lower() == "off":
-        server = OscServer(store, port=None)
-    else:
-        host, port = parse_endpoint(osc_in, "osc_in")
-        server = OscServer(store, host, port, allow=get("osc_allow", ()) or ())
-    bridge = OscBridge(server=server)
+    server = _control_server(engine.params, setting)
     engine.osc_server = server
     engine.add_service(server)
+    bridge = OscBridge(server=server, telemetry=_telemetry(engine, server, setting))
+    bridge.router = _maps(engine.params, server, setting)
+    _presets_and_tempo(bridge, engine.params, setting)
+    bridge.oscquery = _oscquery(engine, server, setting)
+    engine.osc = bridge
+    return bridge
 
-    targets = [parse_endpoint(t, "osc_out") for t in _as_list(get("osc_out", ())) if t.lower() != "off"]
-    targets = [(resolve(host, "osc_out"), port) for host, port in targets]  # look names up once, not per send
-    if targets:
-        bridge.telemetry = Telemetry(store, targets)
-        engine.add_report_observer(bridge.telemetry.observe)
-        server.add_error_listener(bridge.telemetry.send_error)
-        bridge.telemetry.add_provider(lambda: server_counters(server))
-        engine.add_service(bridge.telemetry)
 
-    bridge.router = MapRouter(store)
-    for spec in _as_list(get("osc_maps", ())):
+def _control_server(store, setting):
+    from bridge.osc.net import parse_endpoint
+    from bridge.osc.server import OscServer
+
+    osc_in = str(setting("osc_in")).strip()
+    if osc_in.lower() == "off":
+        return OscServer(store, port=None)  # no socket; still hosts the tickers (fades, LFO)
+    host, port = parse_endpoint(osc_in, "osc_in")
+    return OscServer(store, host, port, allow=setting("osc_allow") or ())
+
+
+def _telemetry(engine, server, setting):
+    from bridge.osc.net import parse_endpoint, resolve
+    from bridge.osc.telemetry import Telemetry
+
+    targets = [parse_endpoint(t, "osc_out") for t in _as_list(setting("osc_out")) if t.lower() != "off"]
+    if not targets:
+        return None
+    telemetry = Telemetry(engine.params, [(resolve(host, "osc_out"), port) for host, port in targets])
+    engine.add_report_observer(telemetry.observe)
+    server.add_error_listener(telemetry.send_error)
+    telemetry.add_provider(lambda: server_counters(server))
+    engine.add_service(telemetry)
+    return telemetry
+
+
+def _maps(store, server, setting):
+    from bridge.cli import UserError
+    from bridge.osc.maps import MapError, MapRouter, load_map
+
+    router = MapRouter(store)
+    for spec in _as_list(setting("osc_maps")):
         try:
-            bridge.router.install(load_map(spec), server)
+            router.install(load_map(spec), server)
         except MapError as exc:
             raise UserError(f"osc_maps: {exc}") from None
+    return router
 
-    show = str(get(SHOW_FILE_KEY)) if get(SHOW_FILE_KEY) else None
-    send_names = (lambda names: bridge.telemetry.send_list("/vrb/preset/names", names)) if bridge.telemetry else None
-    bridge.presets = PresetBank(store, default_presets_path(str(get("presets", "") or ""), show),
+
+def _presets_and_tempo(bridge: OscBridge, store, setting) -> None:
+    from bridge.osc.presets import PresetBank, default_presets_path
+    from bridge.osc.tempo import Tempo
+
+    server, telemetry = bridge.server, bridge.telemetry
+    show = str(setting(SHOW_FILE_KEY)) if setting(SHOW_FILE_KEY) else None
+    send_names = (lambda names: telemetry.send_list("/vrb/preset/names", names)) if telemetry else None
+    bridge.presets = PresetBank(store, default_presets_path(str(setting("presets") or ""), show),
                                 on_error=server.report_error, on_names=send_names)
     bridge.presets.attach_ticks(server)
     bridge.tempo = Tempo(store, on_error=server.report_error)
     bridge.tempo.attach_ticks(server)
-    if bridge.telemetry:
-        bridge.telemetry.add_provider(bridge.tempo.telemetry, every_frame=True)
-        bridge.telemetry.add_provider(bridge.presets.telemetry)
+    if telemetry:
+        telemetry.add_provider(bridge.tempo.telemetry, every_frame=True)
+        telemetry.add_provider(bridge.presets.telemetry)
 
-    oscquery = str(get("oscquery", "off")).strip()
-    if oscquery.lower() != "off":
-        from bridge.osc.oscquery import OscQueryServer
 
-        host, port = parse_endpoint(oscquery, "oscquery")
-        bridge.oscquery = OscQueryServer(store, host, port, lambda: (server.host, server.port))
-        engine.add_service(bridge.oscquery)
-    engine.osc = bridge
-    return bridge
+def _oscquery(engine, server, setting):
+    from bridge.osc.net import parse_endpoint
+    from bridge.osc.oscquery import OscQueryServer
+
+    text = str(setting("oscquery")).strip()
+    if text.lower() == "off":
+        return None
+    host, port = parse_endpoint(text, "oscquery")
+    service = OscQueryServer(engine.params, host, port, lambda: (server.host, server.port))
+    engine.add_service(service)
+    return service
 
 
 def server_counters(server) -> dict[str, int]:

@@ -279,6 +279,11 @@ def encode_float_message(address: str, value: float) -> bytes:
     return _address_bytes(address) + b",f\x00\x00" + struct.pack(">f", value)
 
 
+def encode_int_message(address: str, value: int) -> bytes:
+    """The telemetry hot path: one int32 (no inference)."""
+    return _address_bytes(address) + b",i\x00\x00" + struct.pack(">i", value)
+
+
 def encode_bundle(elements: Iterable[bytes], timetag: int = IMMEDIATE) -> bytes:
     parts = [_BUNDLE_TAG, struct.pack(">Q", timetag)]
     for element in elements:

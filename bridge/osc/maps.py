@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bridge.osc.patterns import BadPattern, compile_pattern
+from bridge.osc.server import WrongArity
 from bridge.params import PARAMS_BY_NAME, Param, ParamStore, WrongType
 
 try:
@@ -98,17 +99,18 @@ class Route:
         if kind == "enum":
             choices = self.param.choices
             return choices[min(len(choices) - 1, int(u * len(choices)))]
-        low, high = self.out_range if self.out_range else (self.param.min, self.param.max)
+        low, high = self.out_bounds()
         y = low + u * (high - low)
         return round(y) if kind in ("int", "int2") else y
+
+    def out_bounds(self) -> tuple[float, float]:
+        return self.out_range if self.out_range else (self.param.min, self.param.max)
 
     # -- one incoming message ----------------------------------------------------------------------------
     def handle(self, store: ParamStore, args: tuple, source: str) -> bool:
         """Apply one message; return True when a glide was started (the router then ticks)."""
-        if self.mode == "trigger" and not args:  # an event with no value (e.g. a cue-fire message): fire
-            self.pressed = False
-            self._edge(store, True, source)
-            self.pressed = False
+        if self.mode == "trigger" and not args:  # an event with no value (e.g. a cue-fire message)
+            self._fire(store, source)
             return False
         x = self._number(args)
         if self.mode != "value":
@@ -139,9 +141,8 @@ class Route:
             return False
         alpha = 1.0 - math.exp(-dt / self.slew)
         self.glide_value += (self.glide_target - self.glide_value) * alpha
-        span = abs((self.out_range or (self.param.min, self.param.max))[1]
-                   - (self.out_range or (self.param.min, self.param.max))[0]) or 1.0
-        arrived = abs(self.glide_target - self.glide_value) <= SLEW_DONE * span
+        low, high = self.out_bounds()
+        arrived = abs(self.glide_target - self.glide_value) <= SLEW_DONE * (abs(high - low) or 1.0)
         if arrived:
             self.glide_value = self.glide_target
         self.glide_stored = store.set(self.param.name, self.glide_value, source=source)
@@ -150,8 +151,6 @@ class Route:
         return not arrived
 
     def _number(self, args: tuple) -> float:
-        from bridge.osc.server import WrongArity
-
         if len(args) <= self.arg:
             raise WrongArity(self.address, f"map {self.map_name!r} reads argument {self.arg}, got {len(args)}")
         x = args[self.arg]
@@ -162,10 +161,13 @@ class Route:
         raise WrongType(self.address, f"map {self.map_name!r} needs a number here, got {x!r}")
 
     def _edge(self, store: ParamStore, pressed: bool, source: str) -> None:
+        """Toggles and triggers act on a press (rising through the threshold), never on the release."""
         rising = pressed and not self.pressed
         self.pressed = pressed
-        if not rising:
-            return
+        if rising:
+            self._fire(store, source)
+
+    def _fire(self, store: ParamStore, source: str) -> None:
         if self.mode == "toggle":
             store.set(self.param.name, not store.get(self.param.name), source=source)
         elif self.param.kind == "action":

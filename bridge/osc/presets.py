@@ -167,9 +167,10 @@ class PresetBank:
     # -- file ----------------------------------------------------------------------------------------
     def _validated(self, name: str) -> dict[str, Any]:
         out = {}
+        allowed = {p.name for p in preset_params()}
         for key, raw in self.presets[name].items():
             param = PARAMS_BY_NAME.get(key)
-            if param is None or param not in preset_params():
+            if param is None or key not in allowed:
                 log.warning("preset %r: ignoring %r (not a preset parameter in this version)", name, key)
                 continue
             try:

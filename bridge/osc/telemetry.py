@@ -119,6 +119,8 @@ def encode_values(values: Iterable[tuple[str, Any]]) -> list[bytes]:
     for address, value in values:
         if type(value) is float:
             messages.append(codec.encode_float_message(address, value))
+        elif type(value) is int and -2**31 <= value < 2**31:
+            messages.append(codec.encode_int_message(address, value))
         else:
             messages.append(codec.encode_message(address, (value,)))
     return messages

@@ -45,7 +45,10 @@ class MappingNetwork(nn.Module):
             layer = FullyConnectedLayer(features[idx], features[idx + 1], activation=activation,
                                         lr_multiplier=lr_multiplier)
             setattr(self, f"fc{idx}", layer)
-        self.register_buffer("w_avg", torch.zeros([self.w_dim]))
+        if w_avg_beta is not None:  # NVIDIA's SG2 keeps no average w when w_avg_beta is None
+            self.register_buffer("w_avg", torch.zeros([self.w_dim]))
+        else:
+            self.w_avg = None
 
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None) -> torch.Tensor:
@@ -58,6 +61,8 @@ class MappingNetwork(nn.Module):
         """Pull ws (N, num_ws, w_dim) toward w_avg by psi in the slots below cutoff (all when None)."""
         if psi == 1:
             return ws
+        if self.w_avg is None:
+            raise ValueError("this network tracks no average w (w_avg_beta=None): truncation_psi must be 1")
         ws = ws.clone()
         ws[:, :cutoff] = self.w_avg.to(ws.dtype).lerp(ws[:, :cutoff], psi)
         return ws

@@ -23,7 +23,6 @@ same numbers here. Written from the published behaviour; the conventions that ma
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F

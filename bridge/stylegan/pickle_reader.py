@@ -377,8 +377,12 @@ class _SnapshotUnpickler(pickle.Unpickler):
         try:
             return ALLOWED_GLOBALS[(module, name)]
         except (KeyError, TypeError):
-            raise UnsafePickleError(f"refused unsafe global {module}.{name} (not part of a StyleGAN "
-                                    "network pickle; nothing was executed)") from None
+            pass
+        if str(module).startswith("dnnlib.tflib"):  # the TensorFlow-era StyleGAN/StyleGAN2 format
+            raise UnsafePickleError(f"refused global {module}.{name}: this is a TensorFlow StyleGAN pickle; "
+                                    "convert it to the PyTorch format first (stylegan2-ada-pytorch legacy.py)")
+        raise UnsafePickleError(f"refused unsafe global {module}.{name} (not part of a StyleGAN "
+                                "network pickle; nothing was executed)")
 
     def persistent_load(self, pid):
         raise NetworkLoadError(f"unsupported persistent id {pid!r:.60} (not a StyleGAN network pickle)")

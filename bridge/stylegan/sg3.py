@@ -23,8 +23,8 @@ The FILTERS and the input TRANSFORM are buffers: a loaded network uses the store
 networks need not match the design); only random init designs them (bridge.stylegan.filters).
 
 `input.transform` holds the INVERSE of the user's 3x3 image transform (NVIDIA's convention); use
-`SynthesisInput.set_user_transform(m)` / `rotation_translation(...)` to write one, or pass `transform=` to
-forward for a per-call (optionally per-sample) override.
+`SynthesisInput.set_user_transform(m)` to write one (bridge.manipulate.sg3_transform builds m from a hand),
+or pass `transform=` to forward for a per-call (optionally per-sample) override.
 
 Two execution paths with the same weights:
   * plain (default): float32, the straightforward formulation (zero insertion + FIR via ops.upfirdn2d);
@@ -133,15 +133,6 @@ def synthesis_layout(img_resolution: int, img_channels: int, channel_base: int =
             in_cutoff=float(cutoffs[prev]), out_cutoff=float(cutoffs[idx]),
             in_half_width=float(half_widths[prev]), out_half_width=float(half_widths[idx])))
     return inp, layers
-
-
-def rotation_translation(angle_deg: float = 0.0, tx: float = 0.0, ty: float = 0.0) -> np.ndarray:
-    """The user transform m = [[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]] (NVIDIA's gen_video form).
-
-    Store its inverse in `input.transform` (SynthesisInput.set_user_transform does that).
-    """
-    a = math.radians(angle_deg)
-    return np.array([[math.cos(a), math.sin(a), tx], [-math.sin(a), math.cos(a), ty], [0, 0, 1]], dtype=np.float64)
 
 
 # ---------------------------------------------------------------------------------------- tensor helpers
@@ -293,7 +284,8 @@ class SynthesisInput(nn.Module):
         self._cache = _DerivedCache()
 
     def set_user_transform(self, matrix) -> None:
-        """Store the inverse of the 3x3 user transform `matrix` (e.g. rotation_translation(angle, tx, ty)).
+        """Store the inverse of the 3x3 user transform `matrix`, e.g. NVIDIA's rotation + translation
+        [[cos a, sin a, tx], [-sin a, cos a, ty], [0, 0, 1]] (translation in image widths).
 
         Rejects (ValueError, buffer unchanged) a matrix that is not 3x3, not finite or not invertible.
         """
@@ -575,5 +567,4 @@ def _check_transform(t: torch.Tensor, n: int) -> torch.Tensor:
 
 
 __all__ = ["InputSpec", "LayerSpec", "SynthesisInput", "SynthesisLayer", "SynthesisNetwork",
-           "filtered_lrelu_fast", "filtered_lrelu_reference", "modulated_conv2d", "rotation_translation",
-           "synthesis_layout"]
+           "filtered_lrelu_fast", "filtered_lrelu_reference", "modulated_conv2d", "synthesis_layout"]

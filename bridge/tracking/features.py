@@ -33,9 +33,8 @@ from bridge.frames import HAND_LANDMARK_NAMES, Hand, Keypoints
 from bridge.tracking.one_euro import OneEuroFilter
 
 _I = {name: i for i, name in enumerate(HAND_LANDMARK_NAMES)}
+# The palm: wrist, thumb base, then the four finger bases, in order around its outline (for the polygon area).
 PALM = np.array([_I[n] for n in ("wrist", "thumb_cmc", "index_mcp", "middle_mcp", "ring_mcp", "pinky_mcp")])
-# Palm outline in order around the hand (for the polygon area): wrist, thumb base, then the finger bases.
-PALM_RING = np.array([_I[n] for n in ("wrist", "thumb_cmc", "index_mcp", "middle_mcp", "ring_mcp", "pinky_mcp")])
 FINGERS = np.array([[_I[f"{f}_{j}"] for j in ("mcp", "pip", "dip", "tip")]
                     for f in ("index", "middle", "ring", "pinky")])  # (4 fingers, 4 joints)
 
@@ -57,7 +56,7 @@ def raw_features(landmarks: np.ndarray, aspect: float = 1.0, mirror: bool = Fals
     wrist, middle = px[_I["wrist"]], px[_I["middle_mcp"]]
     up = middle - wrist
     angle = math.degrees(math.atan2(up[0], -up[1]))
-    ring = pts[PALM_RING]
+    ring = pts[PALM]
     area = 0.5 * abs(float(np.dot(ring[:, 0], np.roll(ring[:, 1], -1)) - np.dot(ring[:, 1], np.roll(ring[:, 0], -1))))
     palm_len = max(float(np.hypot(*up)), 1e-6)
     pinch = float(np.hypot(*(px[_I["thumb_tip"]] - px[_I["index_tip"]]))) / palm_len
