@@ -22,6 +22,8 @@ VGG_FILE = "vgg16-397923af.pth"
 def empty_hub(tmp_path, monkeypatch) -> Path:
     """torch's hub cache moved to an empty folder (TORCH_HOME, as a user would)."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)  # talk to the loopback server / the named host, not a proxy
     monkeypatch.setattr(torch.hub, "_hub_dir", None)  # a set_dir elsewhere would override TORCH_HOME
     hub = Path(torch.hub.get_dir())
     assert hub == tmp_path / "torch_home" / "hub"

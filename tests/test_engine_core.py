@@ -368,3 +368,20 @@ def test_run_forever_ticks_main_thread_sinks_and_stops_by_itself(generator, enco
         engine.run_forever(duration=30)  # returns at once: a stop was requested (what SIGTERM does)
     finally:
         engine.stop()
+
+
+def test_stylegan3_network_runs_through_the_engine(encoder):
+    """SG3 has no per-resolution layers: the default split is thirds of its 16 ws, and the engine runs it."""
+    from bridge.stylegan import load_network
+
+    sg3 = load_network(str(STYLEGAN_FIXTURES / "sg3t_tiny.pkl")).eval().requires_grad_(False)
+    mixer = LatentMixer(sg3)
+    assert mixer.default_groups == {"coarse": (0, 5), "middle": (5, 11), "fine": (11, 16)}
+    engine, sink = make_engine(sg3, encoder, resolution=(40, 40))
+    engine.start()
+    try:
+        assert wait_for(lambda: any(f.source_index >= 0 for f in sink.frames))
+        assert sink.frames[-1].rgb.shape == (40, 40, 3)
+        assert engine.health()["status"] == "ok"
+    finally:
+        engine.stop()

@@ -20,7 +20,7 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
                 database=None)
 
 ADDRESSES = [p.osc_address for p in PARAMS] + ["/vrb", "/vrb/", "/", "/x", "/vrb/psi/extra"]
-PATH_CHARS = st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="?*[]{}#,/")
+PATH_CHARS = st.sampled_from([chr(c) for c in range(33, 127) if chr(c) not in "?*[]{}#,/"])  # no pattern chars
 ARG = st.one_of(
     st.tuples(st.just("i"), st.integers(-2**31, 2**31 - 1)),
     st.tuples(st.just("f"), st.floats(width=32, allow_nan=True, allow_infinity=True)),

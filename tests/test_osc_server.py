@@ -229,3 +229,17 @@ def test_liblo_oscsend_drives_the_server(rig):
     assert engine.params.get("psi") == pytest.approx(0.75) and engine.params.get("mix.fine") == (2, 6)
     assert engine.params.get("freeze") is True and engine.params.get("noise_mode") == "none"
     assert server.errors["type"] == 1
+
+
+def test_osc_in_off_still_runs_fades_without_a_socket(tmp_path):
+    engine = MiniEngine()
+    bridge = attach(engine, {"osc_in": "off", "osc_out": [], "oscquery": "off", "presets": str(tmp_path / "p.toml")})
+    engine.start()
+    try:
+        assert bridge.server.describe() == "osc-in off" and bridge.server._sock is None
+        bridge.presets.save("low")
+        engine.params.set("mix.amount", 0.0)
+        bridge.presets.recall("low", fade_s=0.2)  # mix.amount 0.0 -> 1.0 (the default saved)
+        assert wait_until(lambda: engine.params.get("mix.amount") == pytest.approx(1.0), 2.0)
+    finally:
+        engine.close()

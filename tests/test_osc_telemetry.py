@@ -15,7 +15,7 @@ from bridge.osc import codec
 from bridge.osc.telemetry import Telemetry
 from bridge.params import ParamStore
 from conftest import require_tool
-from test_osc_support import Collector, wait_until
+from test_osc_support import Collector
 
 
 def _report(store: ParamStore, index: int = 7, hand: bool = True) -> FrameReport:

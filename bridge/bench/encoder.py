@@ -26,7 +26,7 @@ def run(args) -> dict:
     device = getattr(args, "device", "cpu") or "cpu"
     repeats = 3 if quick else 10
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
-    params = {"encoder.standardize": "running", "encoder.layout": "paper", "encoder.smoothing": 0.5}
+    params = {"encoder.standardize": "running", "encoder.layout": "paper", "encoder.smoothing": 0.5}  # the most work
     thread_counts = sorted({1, torch.get_num_threads()}) if torch.device(device).type == "cpu" else [torch.get_num_threads()]
     before = torch.get_num_threads()
     rows = []

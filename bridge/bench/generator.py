@@ -9,7 +9,10 @@ at 256, 512 and 1024 px (``--quick``: 256 only). z_dim = w_dim = 512 as in every
 On CPU everything is float32 and each model is measured in a fresh process, so the peak resident memory
 (``ru_maxrss``) belongs to that model alone. On CUDA each model runs float32 and then the fast path (fp16 where
 NVIDIA uses it, channels_last), with ``torch.cuda.max_memory_allocated`` as the peak.
-Threads: ``VRBRIDGE_BENCH_THREADS`` (default: torch's own choice) sets torch's intra-op thread count on CPU.
+Environment knobs (``vrbridge bench`` has only --quick/--device/--json):
+  VRBRIDGE_BENCH_THREADS      torch intra-op threads on CPU (default: torch's own choice);
+  VRBRIDGE_BENCH_RESOLUTIONS  e.g. "512" or "256,1024" (default 256,512,1024; --quick 256);
+  VRBRIDGE_BENCH_KINDS        e.g. "stylegan2" (default all three).
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ KINDS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 RESOLUTIONS = (256, 512, 1024)
 BUDGET_S = 4.0  # time spent on timed repeats per model (at least MIN_REPEATS of them)
 MIN_REPEATS = 2
+SLOW_S = 10.0  # see _timed
 
 
 def full_config(kind: str, resolution: int) -> dict:
@@ -42,14 +46,20 @@ def full_config(kind: str, resolution: int) -> dict:
 
 
 def _timed(fn, sync, quick: bool) -> tuple[float, int]:
-    """Median milliseconds of fn() after one warm-up call; repeats fit the time budget."""
+    """Median milliseconds of fn() after one warm-up call; repeats fit the time budget.
+
+    A call slower than SLOW_S is timed once more (1 repeat) and one slower than 4 * SLOW_S not again at
+    all: the warm-up itself is reported (repeats 0), so a slow CPU still finishes the suite.
+    """
     sync()
     start = time.perf_counter()
     fn()
     sync()
     first = time.perf_counter() - start
+    if first > 4 * SLOW_S:
+        return first * 1000.0, 0
     budget = BUDGET_S / (4 if quick else 1)
-    repeats = max(MIN_REPEATS, min(50, int(budget / max(first, 1e-4))))
+    repeats = 1 if first > SLOW_S else max(MIN_REPEATS, min(50, int(budget / max(first, 1e-4))))
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -125,19 +135,36 @@ def _measure_in_fresh_process(kind: str, resolution: int, quick: bool) -> dict:
         return pool.submit(measure, kind, resolution, "cpu", False, quick).result()
 
 
+def _env_list(name: str, cast) -> tuple:
+    """Comma-separated override from the environment (e.g. VRBRIDGE_BENCH_RESOLUTIONS=512)."""
+    text = os.environ.get(name, "").strip()
+    try:
+        return tuple(cast(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        from bridge.cli import UserError
+
+        raise UserError(f"{name}={text!r} is not a comma-separated list") from None
+
+
 def run(args) -> dict:
     import torch
 
     device = getattr(args, "device", "cpu") or "cpu"
     quick = bool(getattr(args, "quick", False))
-    resolutions = (256,) if quick else RESOLUTIONS
+    resolutions = _env_list("VRBRIDGE_BENCH_RESOLUTIONS", int) or ((256,) if quick else RESOLUTIONS)
+    kinds = _env_list("VRBRIDGE_BENCH_KINDS", str) or KINDS
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown:
+        from bridge.cli import UserError
+
+        raise UserError(f"VRBRIDGE_BENCH_KINDS: unknown {unknown}; known: {', '.join(KINDS)}")
     cuda = device.startswith("cuda")
     if cuda and not torch.cuda.is_available():
         from bridge.cli import UserError
 
         raise UserError("--device cuda: no CUDA device is available")
     rows, notes = [], []
-    for kind in KINDS:
+    for kind in kinds:
         for res in resolutions:
             print(f"measuring {kind} {res}px on {device} ...", file=sys.stderr, flush=True)
             try:

@@ -8,8 +8,10 @@
 """
 from __future__ import annotations
 
+import os
 import socket
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -55,8 +57,8 @@ def _start_engine(args):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     engine = build_engine({"osc_in": "127.0.0.1:0", "osc_out": [f"127.0.0.1:{port}"], "oscquery": "off",
-                           "preview": "off", "device": args.device if args.device != "cpu" else "cpu",
-                           "presets": "/tmp/vrbridge-bench-presets.toml"})
+                           "preview": "off", "device": args.device,
+                           "presets": os.path.join(tempfile.gettempdir(), "vrbridge-bench-presets.toml")})
     engine.start()
     deadline = time.monotonic() + 60
     while engine.frames_rendered < 2 and time.monotonic() < deadline:  # the render load is running

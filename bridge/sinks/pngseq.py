@@ -35,6 +35,10 @@ class PngSequenceSink(Sink):
             raise OSError(f"cannot write {path!r}")
         self.written += 1
 
+    def close(self, timeout: float = 1.0) -> None:
+        """Let a PNG being written finish (the process may exit right after)."""
+        super().close(max(timeout, 3.0))
+
     def _reopen_after_error(self) -> bool:
         return False  # a full disk or a bad file is retried frame by frame, nothing to reopen
 

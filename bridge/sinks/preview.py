@@ -225,7 +225,9 @@ PAGE = """<!doctype html>
  body{background:#111;color:#ddd;font:14px system-ui,sans-serif;margin:12px}
  .row{display:flex;gap:12px;flex-wrap:wrap;align-items:flex-start}
  figure{margin:0} figcaption{color:#888;margin:4px 0}
- img{max-width:48vw;max-height:80vh;background:#000;display:block}
+ img{background:#000;display:block}
+ #output{width:min(55vw,78vh);height:auto}
+ #input{max-width:38vw;max-height:60vh}
  .demo{background:#5a3b00;color:#ffd27f;padding:8px;border-radius:4px}
  #status{font-family:monospace;white-space:pre;color:#9c9}
 </style></head><body>

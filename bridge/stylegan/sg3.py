@@ -135,6 +135,49 @@ def synthesis_layout(img_resolution: int, img_channels: int, channel_base: int =
     return inp, layers
 
 
+@dataclasses.dataclass(frozen=True)
+class Resampling:
+    """How one layer resamples: NVIDIA stores these as SynthesisLayer attributes under the same names."""
+
+    tmp_sampling_rate: int
+    up_factor: int
+    down_factor: int
+    up_taps: int
+    down_taps: int
+    down_radial: bool
+    padding: list  # [x_lo, x_hi, y_lo, y_hi]; negative = crop
+
+
+def layer_resampling(is_torgb: bool, is_critically_sampled: bool, in_size, out_size, in_sampling_rate: int,
+                     out_sampling_rate: int, conv_kernel: int = 3, filter_size: int = 6, lrelu_upsampling: int = 2,
+                     use_radial_filters: bool = False) -> Resampling:
+    """Up/down factors, tap counts and padding of a layer, exactly as NVIDIA's constructor derives them.
+
+    The leaky ReLU runs at tmp_sampling_rate (lrelu_upsampling x the higher of the in/out rates) to limit
+    aliasing; filters are filter_size taps per unit of the factor; the padding makes the output exactly
+    out_size after the (kernel - 1) growth of the convolution and the filters' shrinkage.
+    """
+    in_wh, out_wh = _size_wh(in_size), _size_wh(out_size)
+    kernel = 1 if is_torgb else int(conv_kernel)
+    tmp = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
+    up, down = int(np.rint(tmp / in_sampling_rate)), int(np.rint(tmp / out_sampling_rate))
+    if in_sampling_rate * up != tmp or out_sampling_rate * down != tmp:
+        raise ValueError(f"sampling rates {in_sampling_rate} -> {tmp} -> {out_sampling_rate} are not related "
+                         f"by integer factors")
+    up_taps = filter_size * up if up > 1 and not is_torgb else 1
+    down_taps = filter_size * down if down > 1 and not is_torgb else 1
+    padding = []
+    for axis in (0, 1):  # x (width), then y (height)
+        total = (out_wh[axis] - 1) * down + 1  # wanted size before downsampling
+        total -= (in_wh[axis] + kernel - 1) * up  # size after the convolution and upsampling
+        total += up_taps + down_taps - 2  # lost to the two filters
+        lo = (total + up) // 2  # symmetric sample positions (StyleGAN3 paper, App. C.3)
+        padding += [lo, total - lo]
+    return Resampling(tmp_sampling_rate=tmp, up_factor=up, down_factor=down, up_taps=up_taps,
+                      down_taps=down_taps, down_radial=bool(use_radial_filters and not is_critically_sampled),
+                      padding=padding)
+
+
 # ---------------------------------------------------------------------------------------- tensor helpers
 
 def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True,
@@ -219,6 +262,7 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
 
     filters: prepared depthwise kernels from SynthesisLayer._fast_filters (already on x's device/dtype).
     """
+    given = x
     if b is not None:
         x = x + b.reshape(1, -1, 1, 1)
     px0, px1, py0, py1 = padding
@@ -227,7 +271,8 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
     else:
         x = _upsample_axis(x, filters["up_x"], up, px0, px1, axis=3)
         x = _upsample_axis(x, filters["up_y"], up, py0, py1, axis=2)
-    inplace = not x.requires_grad  # x is a fresh tensor here: update it in place, no extra full-size buffers
+    # Update our own intermediate in place (no extra full-size buffers); never the caller's tensor.
+    inplace = x is not given and not x.requires_grad
     if slope != 1:
         x = F.leaky_relu(x, slope, inplace=inplace)
     if gain != 1:
@@ -365,14 +410,17 @@ class SynthesisLayer(nn.Module):
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         self.in_size, self.out_size = _size_wh(in_size), _size_wh(out_size)
         self.in_sampling_rate, self.out_sampling_rate = in_sampling_rate, out_sampling_rate
-        self.tmp_sampling_rate = max(in_sampling_rate, out_sampling_rate) * (1 if is_torgb else lrelu_upsampling)
         self.in_cutoff, self.out_cutoff = in_cutoff, out_cutoff
         self.in_half_width, self.out_half_width = in_half_width, out_half_width
         self.conv_kernel = 1 if is_torgb else int(conv_kernel)
         self.conv_clamp = conv_clamp
         self.magnitude_ema_beta = magnitude_ema_beta  # training only (EMA of input magnitude); kept for reference
         self.torgb_weight_gain = 1 / math.sqrt(self.in_channels * self.conv_kernel ** 2)
-        self._setup_resampling(int(filter_size), bool(use_radial_filters))
+        for key, value in dataclasses.asdict(layer_resampling(
+                self.is_torgb, self.is_critically_sampled, self.in_size, self.out_size, in_sampling_rate,
+                out_sampling_rate, self.conv_kernel, int(filter_size), lrelu_upsampling,
+                bool(use_radial_filters))).items():
+            setattr(self, key, value)  # tmp_sampling_rate, up/down factor and taps, down_radial, padding
 
         self.affine = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1)
         self.weight = nn.Parameter(torch.randn([self.out_channels, self.in_channels, self.conv_kernel,
@@ -387,26 +435,6 @@ class SynthesisLayer(nn.Module):
         self.fast = False
         self.fast_dtype: torch.dtype | None = None
         self._cache = _DerivedCache()
-
-    def _setup_resampling(self, filter_size: int, use_radial_filters: bool) -> None:
-        """Up/down factors, tap counts and padding, exactly as NVIDIA's constructor derives them."""
-        self.up_factor = int(np.rint(self.tmp_sampling_rate / self.in_sampling_rate))
-        self.down_factor = int(np.rint(self.tmp_sampling_rate / self.out_sampling_rate))
-        if (self.in_sampling_rate * self.up_factor != self.tmp_sampling_rate
-                or self.out_sampling_rate * self.down_factor != self.tmp_sampling_rate):
-            raise ValueError(f"sampling rates {self.in_sampling_rate} -> {self.tmp_sampling_rate} -> "
-                             f"{self.out_sampling_rate} are not related by integer factors")
-        self.up_taps = filter_size * self.up_factor if self.up_factor > 1 and not self.is_torgb else 1
-        self.down_taps = filter_size * self.down_factor if self.down_factor > 1 and not self.is_torgb else 1
-        self.down_radial = use_radial_filters and not self.is_critically_sampled
-        padding = []
-        for axis in (0, 1):  # x (width), then y (height)
-            total = (self.out_size[axis] - 1) * self.down_factor + 1  # wanted size before downsampling
-            total -= (self.in_size[axis] + self.conv_kernel - 1) * self.up_factor  # size after upsampling
-            total += self.up_taps + self.down_taps - 2  # lost to the two filters
-            lo = (total + self.up_factor) // 2  # symmetric sample positions (StyleGAN3 paper, App. C.3)
-            padding += [lo, total - lo]
-        self.padding = padding  # [x_lo, x_hi, y_lo, y_hi]; negative = crop
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
                 force_fp32: bool = False) -> torch.Tensor:
@@ -566,5 +594,6 @@ def _check_transform(t: torch.Tensor, n: int) -> torch.Tensor:
     return t
 
 
-__all__ = ["InputSpec", "LayerSpec", "SynthesisInput", "SynthesisLayer", "SynthesisNetwork",
-           "filtered_lrelu_fast", "filtered_lrelu_reference", "modulated_conv2d", "synthesis_layout"]
+__all__ = ["InputSpec", "LayerSpec", "Resampling", "SynthesisInput", "SynthesisLayer", "SynthesisNetwork",
+           "filtered_lrelu_fast", "filtered_lrelu_reference", "layer_resampling", "modulated_conv2d",
+           "synthesis_layout"]
