@@ -9,6 +9,22 @@
 * A bad value is one line naming the key, the value and what is allowed; nothing starts.
 
 Rows added to the table by anyone show up here by themselves: there is no list of keys in this file.
+
+Example show file (``vrbridge run --config show.toml``; ``vrbridge params --markdown`` lists every key)::
+
+    network = "models/ffhq-256.pkl"
+    source = "camera:0"
+    resolution = "1920x1080"
+    fit = "crop"
+    sink = ["ndi:vrbridge"]
+    osc_out = ["127.0.0.1:7701"]
+    psi = 0.6
+    seed = 42
+    [mix]
+    coarse = [0, 4]     # style layers [start, end) the camera drives; [-1, -1] = default, [0, 0] = off
+    amount = 0.8
+    [encoder]
+    layout = "paper"
 """
 from __future__ import annotations
 
@@ -234,5 +250,6 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     settings = {p.name: p.default for p in PARAMS if p.kind != "action"}
     if getattr(args, "config", None):
         settings.update(load_show_file(args.config))
+        settings["show_file"] = args.config  # not a parameter: presets are stored beside the show file
     settings.update(values_from_args(args))
     return settings

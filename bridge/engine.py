@@ -392,6 +392,7 @@ class Engine:
             "last_error": sh.last_error,
             "source": {"name": self.source.describe(), **_stats(self.source)},
             "sinks": {sink.describe(): _stats(sink) for sink in self.sinks},
+            "encoder": _stats(self.encoder),
             "tracker": _stats(self.tracker) if self.tracker is not None else None,
             "services": {type(s).__name__: _stats(s) for s in self._services},
         }
@@ -594,7 +595,9 @@ class Engine:
                              dropped=self.dropped(), params=dict(snapshot), latents=self._last_np_latents,
                              keypoints=keypoints, features=features,
                              health={"status": self.stage_health.status(), "errors": dict(self.stage_health.errors),
-                                     "last_error": self.stage_health.last_error})
+                                     "last_error": self.stage_health.last_error,
+                                     "demo_network": self.demo,
+                                     "demo_encoder": bool(getattr(self.encoder, "is_demo", False))})
         for fn in list(self._observers):
             try:
                 fn(report)

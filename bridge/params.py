@@ -237,10 +237,6 @@ PARAMS: tuple[Param, ...] = (
     _P("encoder.adapt_s", "float", 10.0,
        "Time constant of the running standardisation: after a change, z drifts back to the centre over about this long.",
        min=0.1, max=3600.0, unit="s", group="encoder"),
-    _P("encoder.gain", "float", 1.0,
-       "Multiply the fake latent z (after standardisation and smoothing); StyleGAN's mapping divides z by its RMS, "
-       "so this changes telemetry and raw-z consumers, not the picture.",
-       min=0.0, max=4.0, smoothing_s=0.05, group="encoder"),
     _P("encoder.mirror", "bool", False, "Mirror the frame left-right before encoding (selfie cameras).",
        group="encoder"),
     _P("latent.hold", "bool", False, "Stop following the camera: keep the current latents.", group="encoder"),

@@ -9,11 +9,18 @@ Every StyleGAN test (IO, SG2, SG3) runs a case the same way, so the recipe lives
 
 ``run_case`` applies the case's overrides to the generator, runs mapping (+ style mix) and synthesis, and
 restores the overridden tensors afterwards, so one loaded generator can serve several cases.
+
+The second half writes NVIDIA-format pickles from NetworkRecords (``dumps_snapshot``), so tests can build
+layout variants (2-ADA kwargs, augment_pipe, conditional models, nested payloads) without NVIDIA's code.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import pickle
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -154,15 +161,10 @@ def assert_case_ok(result: dict, case: dict) -> None:
 # torch_utils.persistence._reconstruct_persistent_obj(meta) per network, dnnlib.util.EasyDict for kwargs,
 # torch's own tensor/parameter/storage reducers and numpy's. The two NVIDIA modules are stood in by
 # stub modules that exist in sys.modules only while pickling: nothing NVIDIA wrote is involved.
-import contextlib
-import io as _io
-import pickle as _pickle
-import sys as _sys
-import types as _types
 
 
-def _stub_module(name: str) -> _types.ModuleType:
-    module = _types.ModuleType(name)
+def _stub_module(name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
     module.__dict__["__stub__"] = True
     return module
 
@@ -186,15 +188,15 @@ def nvidia_globals():
     EasyDict.__module__, EasyDict.__qualname__ = "dnnlib.util", "EasyDict"
     names = {"torch_utils": _stub_module("torch_utils"), "torch_utils.persistence": persistence,
              "dnnlib": _stub_module("dnnlib"), "dnnlib.util": util}
-    clash = [n for n in names if n in _sys.modules and not getattr(_sys.modules[n], "__stub__", False)]
+    clash = [n for n in names if n in sys.modules and not getattr(sys.modules[n], "__stub__", False)]
     if clash:
         raise RuntimeError(f"real modules {clash} are imported; refusing to shadow them")
-    _sys.modules.update(names)
+    sys.modules.update(names)
     try:
         yield
     finally:
         for n in names:
-            _sys.modules.pop(n, None)
+            sys.modules.pop(n, None)
         _reconstruct_persistent_obj.__module__, EasyDict.__module__, EasyDict.__qualname__ = saved
 
 
@@ -242,7 +244,7 @@ def dumps_snapshot(entries: dict, protocol: int = 4) -> bytes:
 
     obj = {k: persistent_from_record(v) if isinstance(v, NetworkRecord) else v for k, v in entries.items()}
     with nvidia_globals():
-        return _pickle.dumps(obj, protocol=protocol)
+        return pickle.dumps(obj, protocol=protocol)
 
 
 def record_from_module(module: torch.nn.Module, class_name: str, init_kwargs: dict | None = None,

@@ -147,3 +147,11 @@ def test_new_rows_are_picked_up_automatically(monkeypatch):
     assert settings["zz_test_row"] == 5
     with pytest.raises(config.ConfigError, match="--zz-test-row = 12"):
         config.resolve(parse(["--zz-test-row", "12"]))
+
+
+def test_the_documented_example_show_file_is_valid(tmp_path):
+    example = config.__doc__.split("::", 1)[1]
+    show = write(tmp_path, "\n".join(line[4:] for line in example.splitlines()))
+    settings = config.resolve(parse(["--config", show]))
+    assert settings["mix.coarse"] == (0, 4) and settings["encoder.layout"] == "paper"
+    assert settings["sink"] == ("ndi:vrbridge",) and settings["resolution"] == "1920x1080"

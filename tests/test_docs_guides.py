@@ -40,7 +40,7 @@ def test_links_and_images_resolve(guide):
 def test_resolume_guide_matches_the_shipped_map():
     r = routes("resolume")
     promised = {"/composition/dashboard/link1": ("psi", [0.0, 1.5]), "/composition/dashboard/link2": ("mix.amount", None),
-                "/composition/dashboard/link3": ("encoder.gain", [0.0, 3.0]),
+                "/composition/dashboard/link3": ("hand.const.amount", [0.0, 1.0]),
                 "/composition/dashboard/link4": ("encoder.smoothing", [0.0, 0.99]),
                 "/composition/dashboard/link5": ("preset.fade", [0.0, 10.0]),
                 "/composition/dashboard/link6": ("lfo.high", [0.0, 1.5]),

@@ -10,16 +10,6 @@ from bridge.encoder.vgg16 import VGG16, check_state_dict, expected_state_shapes,
 from bridge.encoder.weights import read_state_dict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One intra-op thread while these CNN tests run: on 2 cores shared with other processes, OpenMP's second
-    thread makes VGG ~10x slower (measured 70 ms vs 750 ms per 64x48 frame under load), not faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def state():
     return random_state_dict(seed=3)

@@ -75,6 +75,7 @@ def test_download_is_attempted_only_when_allowed(empty_hub, no_network):
     assert "--encoder-weights FILE" in message
     assert ("getaddrinfo", "download.pytorch.org") in no_network
     assert not (empty_hub / "checkpoints" / VGG_FILE).exists()  # no half file left as if it were the weights
+    assert build_encoder(allow_download=True, demo=True).is_demo  # offline demo: tried, then random init
 
 
 def test_explicit_file_problems_are_named(tmp_path, empty_hub, no_network):
@@ -99,6 +100,16 @@ def test_hub_cache_is_used(empty_hub, no_network):
     assert not enc.is_demo
     assert f"hub cache {cached}" in enc.describe()
     torch.testing.assert_close(enc.backbone.features[0].weight, random_state_dict(seed=5)["features.0.weight"])
+    assert no_network == []
+
+
+def test_broken_cache_file_says_how_to_fix_it(empty_hub, no_network):
+    cached = empty_hub / "checkpoints" / VGG_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"PK\x03\x04 truncated download")
+    with pytest.raises(EncoderError, match="cannot read encoder weights.*delete that cached file"):
+        build_encoder()
+    assert build_encoder(demo=True).is_demo  # the demo still starts, on the random init
     assert no_network == []
 
 

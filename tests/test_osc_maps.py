@@ -63,7 +63,7 @@ def test_touchosc_layout(run_map):
     send("/1/fader2", 0.25)
     assert store.get("mix.amount") == pytest.approx(0.25)
     send("/1/fader3", 1.0)
-    assert store.get("encoder.gain") == pytest.approx(3.0)
+    assert store.get("hand.const.amount") == pytest.approx(1.0)
     send("/1/toggle1", 1.0)
     assert store.get("freeze") is True
     send("/1/toggle1", 0.0)
@@ -83,7 +83,7 @@ def test_resolume_composition(run_map):
     send("/composition/dashboard/link1", 1.0)
     assert store.get("psi") == pytest.approx(1.5)
     send("/composition/dashboard/link3", 0.5)
-    assert store.get("encoder.gain") == pytest.approx(3.0 * (math.exp(2) - 1) / (math.exp(4) - 1))
+    assert store.get("hand.const.amount") == pytest.approx((math.exp(2) - 1) / (math.exp(4) - 1))
     send("/composition/tempocontroller/tempo", 0.2083333)  # Resolume's normalised 120 BPM
     assert store.get("bpm") == pytest.approx(120.0, abs=0.01)
     send("/composition/tempocontroller/tempo", 0.9)  # 452 BPM in Resolume: beyond our range, held at the top

@@ -156,3 +156,20 @@ def test_parse_seeds():
     assert parse_seeds("2-2,0") == [2, 0]
     with pytest.raises(ValueError, match="bad seed"):
         parse_seeds("-1")
+
+
+def test_inspect_state_dict_needs_config(tmp_path, cli):
+    import torch
+
+    from bridge.stylegan import load_network
+
+    generator = load_network(SG2)
+    torch.save(generator.state_dict(), tmp_path / "w.pt")
+    proc = cli("inspect", tmp_path / "w.pt")
+    assert proc.returncode == 2 and "no generator config" in proc.stderr
+    (tmp_path / "cfg.json").write_text(json.dumps(generator.config))
+    proc = cli("inspect", tmp_path / "w.pt", "--config", tmp_path / "cfg.json")
+    assert proc.returncode == 0 and "torch state dict" in proc.stdout, proc.stderr
+    (tmp_path / "bad.json").write_text("{nope")
+    proc = cli("inspect", tmp_path / "w.pt", "--config", tmp_path / "bad.json")
+    assert proc.returncode == 2 and "cannot read config" in proc.stderr

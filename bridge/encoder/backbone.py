@@ -2,7 +2,9 @@
 
 The encoder (``bridge.encoder.encoder``) only talks to this interface, so another network (MobileNetV3,
 EfficientNet-B0, DINOv2: the paper's future work) is one new file that subclasses :class:`Backbone`, gives
-its :class:`WeightsSpec`, and adds a line to :data:`BACKBONES`. Nothing else changes.
+its :class:`WeightsSpec`, adds a line to :data:`BACKBONES` and its name to the choices of the
+``encoder_backbone`` row in ``bridge/params.py`` (kept import-light, so it cannot read this registry; a test
+checks the two agree). Nothing else changes.
 
 A backbone:
 * takes a float batch (N, 3, H, W) already normalised with its own ``mean``/``std`` (the encoder does that,

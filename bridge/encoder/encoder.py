@@ -5,7 +5,7 @@ Pipeline per frame (each step lives in its own module):
     uint8 RGB --crop to the encode aspect, resize, mirror, ImageNet-normalise--> (1, 3, H, W)
       --backbone (frozen, truncated after the deepest tap)--> {tap: feature map}
       --regions (feature-map layout)--> per region: channel means --projection--> Eq. 2 weighted sum (z_raw)
-      --standardise (none | vector | running)--> --smoothing per group (EMA | One-Euro)--> * gain --> z
+      --standardise (none | vector | running)--> --smoothing per group (EMA | One-Euro)--> z
 
 Live settings come from the ParamStore snapshot passed to :meth:`VisualEncoder.encode` (the ``encoder.*``
 rows and ``latent.hold`` of ``bridge.params``); start-up choices (backbone, taps, weights, encode size,
@@ -25,7 +25,7 @@ from bridge.encoder.backbone import Backbone, EncoderError, EncoderInputError, b
 from bridge.encoder.reduce import Projection, RunningStandardizer, region_means, standardize_vector, weighted_sum
 from bridge.encoder.regions import GROUPS, Layout, parse_layout
 from bridge.encoder.smoothing import Smoother
-from bridge.encoder.weights import find_weights, hub_cache_path
+from bridge.encoder.weights import find_weights
 from bridge.params import PARAMS_BY_NAME
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ DEMO_SEED = 0
 
 # the live parameters the encoder reads; defaults come from the one table in bridge.params
 _LIVE = ("encoder.layout", "encoder.grid", "encoder.smoothing", "encoder.filter", "encoder.euro.min_cutoff",
-         "encoder.euro.beta", "encoder.standardize", "encoder.adapt_s", "encoder.gain", "encoder.mirror",
+         "encoder.euro.beta", "encoder.standardize", "encoder.adapt_s", "encoder.mirror",
          "latent.hold")
 
 
@@ -124,8 +124,8 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), ta
     """Build a ready encoder, or raise EncoderError with one line saying what is wrong and how to fix it.
 
     Weights: ``weights`` (a file) if given; else torch's hub cache; else, only if ``allow_download``, the
-    published file. ``demo=True`` allows one more fallback: when neither a file was named nor a cached copy
-    exists (and downloads are off), a seeded random-init network, flagged by ``is_demo`` and ``describe()``.
+    published file. ``demo=True`` allows one more fallback when no file was named and the others give
+    nothing usable: a seeded random-init network, flagged by ``is_demo``, ``describe()`` and a log warning.
     Real weights are used in the demo too whenever they are there. ``encode_size`` (width, height) or "WxH";
     None/"" = 426x320 (the paper's 4:3), or DEMO_ENCODE_SIZE (128x96) when ``demo`` is set, to stay interactive.
     """
@@ -135,23 +135,32 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), ta
     tap_list = parse_taps(taps, tap_weights)
     cls.check_taps([t.name for t in tap_list])
     dev = resolve_device(device)
+    size = parse_encode_size(encode_size, demo=demo, min_side=cls.min_size)  # cheap checks before the weights
     model = cls([t.name for t in tap_list])
-    spec = cls.weights_spec
-    random_init = demo and not weights and not allow_download and not hub_cache_path(spec).is_file()
-    if random_init:
-        model.init_random(DEMO_SEED)
-        source = f"random init (seed {DEMO_SEED})"
-        log.warning("encoder: no pretrained %s weights found; using the random-init demo encoder "
-                    "(pass --encoder-weights FILE or --allow-download for real ones)", cls.name)
-    else:
-        found = find_weights(spec, weights, allow_download)
-        model.load_weights(found.state, found.path)
-        source = found.describe()
-        del found
-    size = parse_encode_size(encode_size, demo=demo, min_side=cls.min_size)
+    source, random_init = _load_weights(model, cls, weights, allow_download, demo)
     # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
     model = model.to(device=dev, memory_format=torch.channels_last)
     return VisualEncoder(model, int(z_dim), tap_list, size, dev, source, is_demo=random_init)
+
+
+def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, allow_download: bool,
+                  demo: bool) -> tuple[str, bool]:
+    """Fill ``model``: pretrained weights, or (demo only, no file named) the seeded random init.
+
+    Returns (where the weights came from, whether it is the random init). In the demo an unusable cache or
+    a failed download falls back to the random init with a warning: the demo must start. A file the user
+    named is never replaced silently.
+    """
+    try:
+        found = find_weights(cls.weights_spec, weights, allow_download)
+        model.load_weights(found.state, found.path)
+        return found.describe(), False
+    except EncoderError as exc:
+        if not demo or weights:
+            raise
+        log.warning("encoder: %s -- using the random-init demo encoder instead (NOT pretrained)", exc)
+    model.init_random(DEMO_SEED)
+    return f"random init (seed {DEMO_SEED})", True
 
 
 @dataclasses.dataclass
@@ -166,7 +175,6 @@ class _Settings:
     euro_beta: float
     standardize: str
     adapt_s: float
-    gain: float
     mirror: bool
     hold: bool
 
@@ -313,7 +321,7 @@ class VisualEncoder:
         return z_raw
 
     def _per_group(self, z: torch.Tensor, layout: Layout, settings: _Settings, dt: float) -> dict[str, torch.Tensor]:
-        """Smooth per group (so a layout change glides instead of jumping) and apply the gain.
+        """Smooth per group (so a layout change glides instead of jumping).
 
         Groups that share a region and have come out equal share one tensor object, so a consumer can map
         each distinct z once (the engine does, by identity).
@@ -326,7 +334,7 @@ class VisualEncoder:
                 value = smoother.one_euro(value, dt, settings.euro_min_cutoff, settings.euro_beta)
             else:
                 value = smoother.ema(value, dt, settings.smoothing)
-            value = (value * settings.gain).to(torch.float32)
+            value = value.to(torch.float32)
             same = [g for g in out if layout.group_region[g] == layout.group_region[group] and torch.equal(out[g], value)]
             out[group] = out[same[0]] if same else value
         return out

@@ -49,7 +49,10 @@ def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_do
         return FoundWeights(read_state_dict(path), "file", str(path))
     cached = hub_cache_path(spec)
     if cached.is_file():
-        return FoundWeights(read_state_dict(cached), "hub cache", str(cached))
+        try:
+            return FoundWeights(read_state_dict(cached), "hub cache", str(cached))
+        except EncoderError as exc:
+            raise EncoderError(f"{exc}; fix: delete that cached file (it will be fetched again with --allow-download)") from exc
     if allow_download:
         return FoundWeights(download(spec), "download", str(cached))
     raise EncoderError(

@@ -262,7 +262,10 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
 
     filters: prepared depthwise kernels from SynthesisLayer._fast_filters (already on x's device/dtype).
     """
-    given = x
+    # Whether x will be our own intermediate (then it is updated in place: no extra full-size buffers) rather
+    # than the caller's tensor. Not by holding on to the input: that would keep it alive and raise the peak.
+    fresh = (b is not None or up > 1 or any(p != 0 for p in padding)
+             or filters["up2d"] is not None or filters["up_x"] is not None)
     if b is not None:
         x = x + b.reshape(1, -1, 1, 1)
     px0, px1, py0, py1 = padding
@@ -271,8 +274,7 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
     else:
         x = _upsample_axis(x, filters["up_x"], up, px0, px1, axis=3)
         x = _upsample_axis(x, filters["up_y"], up, py0, py1, axis=2)
-    # Update our own intermediate in place (no extra full-size buffers); never the caller's tensor.
-    inplace = x is not given and not x.requires_grad
+    inplace = fresh and not x.requires_grad
     if slope != 1:
         x = F.leaky_relu(x, slope, inplace=inplace)
     if gain != 1:
