@@ -59,6 +59,8 @@ def workdir(tmp_path: Path) -> Path:
 
 def port_free(port: int, kind=socket.SOCK_STREAM) -> bool:
     with socket.socket(socket.AF_INET, kind) as s:
+        if kind == socket.SOCK_STREAM:  # as the preview server does: a TIME_WAIT leftover does not count
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -147,7 +149,8 @@ def run_render(command: str, cwd: Path) -> None:
 def run_params(command: str, cwd: Path) -> None:
     out = subprocess.run(argv(command), cwd=cwd, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == (REPO / "docs" / "parameters.md").read_text()
+    generated_part = (REPO / "docs" / "parameters.md").read_text().split("<!-- table -->\n", 1)[1]
+    assert out.stdout == generated_part
 
 
 def run_osc_send(command: str, cwd: Path) -> None:

@@ -5,8 +5,7 @@ Each kind lives in its own module, imported only when asked for, so a missing op
 """
 from __future__ import annotations
 
-import importlib
-
+from bridge.registry import factory_for
 from bridge.sinks.base import Sink, SinkUnavailable
 
 # kind -> "module:factory"; the factory takes the text after "kind:" (may be empty) and keyword options.
@@ -22,12 +21,8 @@ SINK_KINDS: dict[str, str] = {
 
 def make_sink(spec: str, **options) -> Sink:
     """Build a sink from ``kind[:arg]``; raise ValueError for an unknown kind, SinkUnavailable where it cannot run."""
-    kind, _, arg = spec.partition(":")
-    if kind not in SINK_KINDS:
-        raise ValueError(f"unknown sink {kind!r}: choose one of {', '.join(SINK_KINDS)}")
-    module_name, factory = SINK_KINDS[kind].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, factory)(arg, **options)
+    factory, arg = factory_for(SINK_KINDS, spec, "sink")
+    return factory(arg, **options)
 
 
 __all__ = ["Sink", "SinkUnavailable", "SINK_KINDS", "make_sink"]

@@ -4,8 +4,7 @@ Each kind lives in its own module, imported only when asked for (rig inputs need
 """
 from __future__ import annotations
 
-import importlib
-
+from bridge.registry import factory_for
 from bridge.sources.base import Source, SourceUnavailable
 
 SOURCE_KINDS: dict[str, str] = {
@@ -21,12 +20,8 @@ SOURCE_KINDS: dict[str, str] = {
 
 def make_source(spec: str, **options) -> Source:
     """Build a source from ``kind[:arg]``; raise ValueError for an unknown kind, SourceUnavailable where it cannot run."""
-    kind, _, arg = spec.partition(":")
-    if kind not in SOURCE_KINDS:
-        raise ValueError(f"unknown source {kind!r}: choose one of {', '.join(SOURCE_KINDS)}")
-    module_name, factory = SOURCE_KINDS[kind].split(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, factory)(arg, **options)
+    factory, arg = factory_for(SOURCE_KINDS, spec, "source")
+    return factory(arg, **options)
 
 
 __all__ = ["Source", "SourceUnavailable", "SOURCE_KINDS", "make_source"]

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from bridge.frames import Frame
-from bridge.sources.base import Source, SourceUnavailable
+from bridge.sources.base import FramePacer, Source, SourceUnavailable
 from bridge.sources.camera import to_rgb
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class ImageFolderSource(Source):
         self._pos = -1
         self._current: np.ndarray | None = None
         self._slide_until = 0.0
-        self._next = 0.0
+        self._pacer = FramePacer(self.fps)
         self._index = 0
 
     def open(self) -> None:
@@ -52,7 +52,7 @@ class ImageFolderSource(Source):
         if not self._files:
             raise SourceUnavailable(f"images: no pictures ({', '.join(EXTENSIONS)}) in {self.folder!r}")
         self.status = "running"
-        self._next = time.monotonic()
+        self._pacer.restart()
         self._advance()
 
     def _advance(self) -> None:
@@ -87,14 +87,9 @@ class ImageFolderSource(Source):
         return to_rgb(bgr)
 
     def read(self, timeout: float = 0.1) -> Frame | None:
-        wait = self._next - time.monotonic()
-        if wait > timeout:
-            time.sleep(timeout)
+        if not self._pacer.wait(timeout):
             return None
-        if wait > 0:
-            time.sleep(wait)
-        now = time.monotonic()
-        self._next = max(self._next + 1.0 / self.fps, now - 1.0 / self.fps)
+        now = self._pacer.mark()
         if now >= self._slide_until:
             self._advance()
         if self._current is None:

@@ -6,12 +6,11 @@ picture is a pure function of the frame index, so two runs see the same frames).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
 from bridge.frames import Frame
-from bridge.sources.base import Source, SourceUnavailable
+from bridge.sources.base import FramePacer, Source, SourceUnavailable
 
 DEFAULT_SIZE = (640, 480)
 
@@ -23,23 +22,18 @@ class PatternSource(Source):
         super().__init__("pattern")
         self.size = size or DEFAULT_SIZE
         self.fps = float(fps)
-        self._next = 0.0
+        self._pacer = FramePacer(self.fps)
         self._index = 0
 
     def open(self) -> None:
         self.status = "running"
-        self._next = time.monotonic()
+        self._pacer.restart()
 
     def read(self, timeout: float = 0.1) -> Frame | None:
         """Wait for the next frame time (at most ``timeout``), then draw it."""
-        wait = self._next - time.monotonic()
-        if wait > timeout:
-            time.sleep(timeout)
+        if not self._pacer.wait(timeout):
             return None
-        if wait > 0:
-            time.sleep(wait)
-        now = time.monotonic()
-        self._next = max(self._next + 1.0 / self.fps, now - 1.0 / self.fps)  # no burst after a stall
+        now = self._pacer.mark()
         rgb = render_pattern(self._index, self.size)
         frame = Frame(rgb=rgb, index=self._index, t_capture=now, source="pattern")
         self._index += 1

@@ -11,7 +11,7 @@ import os
 import time
 
 from bridge.frames import Frame
-from bridge.sources.base import Source, SourceUnavailable
+from bridge.sources.base import FramePacer, Source, SourceUnavailable
 from bridge.sources.camera import to_rgb
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ class VideoSource(Source):
         self.last_error = ""
         self._cap = None
         self._index = 0
-        self._next = 0.0
+        self._pacer = FramePacer(DEFAULT_FPS)
         self._backoff = BACKOFF_START_S
         self._retry_at = 0.0
         self._frames_this_pass = 0
@@ -41,7 +41,7 @@ class VideoSource(Source):
             raise SourceUnavailable(f"video: no such file {self.path!r}")
         if not self._open_capture():
             raise SourceUnavailable(f"video: OpenCV cannot decode {self.path!r} ({self.last_error})")
-        self._next = time.monotonic()
+        self._pacer.restart()
 
     def _open_capture(self) -> bool:
         import cv2
@@ -56,6 +56,7 @@ class VideoSource(Source):
             return False
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = fps if 1.0 <= fps <= 240.0 else DEFAULT_FPS
+        self._pacer.fps = self.fps
         self._cap = cap
         self._frames_this_pass = 0
         self.status = "running"
@@ -64,18 +65,13 @@ class VideoSource(Source):
     def read(self, timeout: float = 0.1) -> Frame | None:
         if self._cap is None and not self._retry():
             return None
-        wait = self._next - time.monotonic()
-        if wait > timeout:
-            time.sleep(timeout)
+        if not self._pacer.wait(timeout):
             return None
-        if wait > 0:
-            time.sleep(wait)
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             self._rewind()
             return None
-        now = time.monotonic()
-        self._next = max(self._next + 1.0 / self.fps, now - 1.0 / self.fps)
+        now = self._pacer.mark()
         self._frames_this_pass += 1
         frame = Frame(rgb=to_rgb(bgr), index=self._index, t_capture=now, source=f"video:{self.path}")
         self._index += 1
@@ -108,7 +104,7 @@ class VideoSource(Source):
         if self._open_capture():
             log.info("video %s is back", self.path)
             self._backoff = BACKOFF_START_S
-            self._next = time.monotonic()
+            self._pacer.restart()
             return True
         self._hold(self.last_error)
         return False
