@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.stylegan.loader import config_from_record, load_network
-from bridge.stylegan.pickle_reader import NetworkRecord, read_snapshot
+from bridge.stylegan.loader import build_generator, config_from_record, load_network
+from bridge.stylegan.pickle_reader import NetworkLoadError, NetworkRecord, read_snapshot
 from conftest import STYLEGAN_FIXTURES
 from stylegan_cases import (
     assert_case_ok, case_ids, dumps_snapshot, load_cases, load_manifest, rewrite_strings, run_case,
@@ -171,3 +171,14 @@ def test_protocol_3_pickles(tmp_path):
     path = tmp_path / "old.pkl"
     path.write_bytes(data)
     _assert_identical(load_network(path), _generator("sg3t_tiny.pkl"))
+
+
+def test_malformed_init_kwargs_are_load_errors():
+    """Corrupt constructor arguments: a NetworkLoadError before any network is built."""
+    for patch, message in (({"z_dim": "64"}, "non-negative ints"), ({"c_dim": -1}, "non-negative ints"),
+                           ({"mapping_kwargs": 3}, "mapping_kwargs is a int"),
+                           ({"img_resolution": 1 << 20}, "implausible img_resolution")):
+        record = read_snapshot(STYLEGAN_FIXTURES / "sg2_tiny.pkl")["G_ema"]
+        record.init_kwargs.update(patch)
+        with pytest.raises(NetworkLoadError, match=message):
+            build_generator(config_from_record(record), record.state_dict())

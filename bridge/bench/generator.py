@@ -6,9 +6,10 @@ Random weights in NVIDIA's full-size training configs (NVlabs/stylegan3 train.py
   - stylegan3-r:            channel_base 65536, channel_max 1024, conv_kernel 1, radial filters;
 at 256, 512 and 1024 px (``--quick``: 256 only). z_dim = w_dim = 512 as in every public model.
 
-On CPU everything is float32 and each model is measured in a fresh process, so the peak resident memory
-(``ru_maxrss``) belongs to that model alone. On CUDA each model runs float32 and then the fast path (fp16 where
-NVIDIA uses it, channels_last), with ``torch.cuda.max_memory_allocated`` as the peak.
+Each model runs the plain path and then the fast path (``Generator.set_fast(True)``): on CPU both are
+float32 (the fast path still saves work, e.g. SG3's polyphase resampling) and each row is measured in a
+fresh process, so the peak resident memory (``ru_maxrss``) belongs to that model alone; on CUDA the fast path
+adds fp16 where NVIDIA uses it and channels_last, with ``torch.cuda.max_memory_allocated`` as the peak.
 Environment knobs (``vrbridge bench`` has only --quick/--device/--json):
   VRBRIDGE_BENCH_THREADS      torch intra-op threads on CPU (default: torch's own choice);
   VRBRIDGE_BENCH_RESOLUTIONS  e.g. "512" or "256,1024" (default 256,512,1024; --quick 256);
@@ -104,7 +105,7 @@ def measure(kind: str, resolution: int, device: str = "cpu", fast: bool = False,
     finite = bool(torch.isfinite(img).all())
     row = {
         "model": kind, "res": resolution, "device": device,
-        "precision": "fp16 fast path" if fast and cuda else "fp32",
+        "precision": ("fp16 fast path" if cuda else "fp32 fast path") if fast else "fp32 plain",
         "threads": torch.get_num_threads() if not cuda else "-",
         "num_ws": generator.num_ws,
         "params_M": round(sum(p.numel() for p in generator.parameters()) / 1e6, 2),
@@ -126,13 +127,13 @@ def measure(kind: str, resolution: int, device: str = "cpu", fast: bool = False,
     return row
 
 
-def _measure_in_fresh_process(kind: str, resolution: int, quick: bool) -> dict:
+def _measure_in_fresh_process(kind: str, resolution: int, quick: bool, fast: bool) -> dict:
     """CPU rows run in a spawned process each: ru_maxrss is a high-water mark that never goes down."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure, kind, resolution, "cpu", False, quick).result()
+        return pool.submit(measure, kind, resolution, "cpu", fast, quick).result()
 
 
 def _env_list(name: str, cast) -> tuple:
@@ -168,12 +169,12 @@ def run(args) -> dict:
         for res in resolutions:
             print(f"measuring {kind} {res}px on {device} ...", file=sys.stderr, flush=True)
             try:
-                if cuda:
-                    rows.append(measure(kind, res, device, fast=False, quick=quick))
-                    rows.append(measure(kind, res, device, fast=True, quick=quick))
-                    torch.cuda.empty_cache()
-                else:
-                    rows.append(_measure_in_fresh_process(kind, res, quick))
+                for fast in (False, True):  # plain reference path, then the fast path
+                    if cuda:
+                        rows.append(measure(kind, res, device, fast=fast, quick=quick))
+                        torch.cuda.empty_cache()
+                    else:
+                        rows.append(_measure_in_fresh_process(kind, res, quick, fast))
             except Exception as exc:  # e.g. out of memory at 1024 on a small machine: report, go on
                 notes.append(f"{kind} {res}px on {device}: failed ({type(exc).__name__}: {str(exc)[:120]})")
     notes.append("batch 1, noise_mode const, truncation psi 0.7; ms are medians after one warm-up call; "

@@ -26,7 +26,7 @@ from bridge.stylegan.pickle_reader import NetworkLoadError, NetworkRecord, netwo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["load_network", "save_network", "config_from_record", "load_state", "file_sha256",
+__all__ = ["load_network", "save_network", "config_from_record", "build_generator", "load_state", "file_sha256",
            "sniff_format", "CONFIG_METADATA_KEY"]
 
 CONFIG_METADATA_KEY = "vrbridge_config"  # safetensors metadata entry holding the config JSON
@@ -87,18 +87,30 @@ def config_from_record(record: NetworkRecord) -> dict:
     missing = [name for name in _DIMS if name not in kwargs]
     if missing:
         raise NetworkLoadError(f"the Generator's init arguments lack {', '.join(missing)}")
-    synthesis_kwargs = dict(kwargs.pop("synthesis_kwargs", None) or {})  # 2-ADA layout
-    mapping_kwargs = dict(kwargs.pop("mapping_kwargs", None) or {})
+    synthesis_kwargs = _kwargs_dict(kwargs.pop("synthesis_kwargs", None), "synthesis_kwargs")  # 2-ADA layout
+    mapping_kwargs = _kwargs_dict(kwargs.pop("mapping_kwargs", None), "mapping_kwargs")
     for name, value in kwargs.items():
         if name not in _DIMS:
             synthesis_kwargs.setdefault(name, value)  # stylegan3-repo layout: flat
-    config = {
+    dims = {name: _jsonable(kwargs[name]) for name in _DIMS}
+    bad = [f"{name}={value!r:.20}" for name, value in dims.items()
+           if isinstance(value, bool) or not isinstance(value, int) or value < 0]
+    if bad:
+        raise NetworkLoadError(f"the Generator's init arguments are not non-negative ints: {', '.join(bad)}")
+    return {
         "arch": detect_arch(record),
-        **{name: int(_jsonable(kwargs[name])) for name in _DIMS},
+        **dims,
         "mapping_kwargs": _jsonable(mapping_kwargs),
         "synthesis_kwargs": _jsonable(synthesis_kwargs),
     }
-    return config
+
+
+def _kwargs_dict(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise NetworkLoadError(f"the Generator's {what} is a {type(value).__name__}, expected a dict")
+    return dict(value)
 
 
 # ------------------------------------------------------------------------------------------- formats

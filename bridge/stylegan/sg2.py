@@ -66,12 +66,17 @@ class _DerivedCache:
     An entry is reused only while its sources are the very same tensor objects (held here, so a freed
     tensor's id cannot be reused by another) at the same in-place version: a manipulation that edits or
     replaces a parameter is seen on the next frame. Used only by the fast path.
+    Tensors created under ``torch.inference_mode()`` have no version counter, so an in-place edit could not
+    be seen: anything derived from them is rebuilt every call instead of cached.
     """
 
     def __init__(self):
         self._entries: dict[tuple, tuple[tuple, torch.Tensor]] = {}
 
     def get(self, key: tuple, sources: tuple[torch.Tensor, ...], build) -> torch.Tensor:
+        if any(t.is_inference() for t in sources):
+            with torch.no_grad():
+                return build()
         hit = self._entries.get(key)
         if hit is not None and len(hit[0]) == len(sources) and all(
                 held is t and version == t._version for (held, version), t in zip(hit[0], sources)):
