@@ -63,3 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `vrbridge inspect x.pkl | head`: the reader left, nothing to report
+        sys.stderr.close()
+        return 0

@@ -756,7 +756,9 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
             description = f"embedded demo ({_arch(generator)}, untrained random weights)"
         steps.update(1)
         generator = generator.to(device).eval().requires_grad_(False)
-        if hasattr(generator, "set_fast"):  # tested equal to the plain path; fp16 only ever on CUDA
+        if hasattr(generator, "set_fast") and (device == "cuda" or _arch(generator) == "stylegan3"):
+            # tested equal to the plain path; on CPU it pays off for StyleGAN3 only (float32, ~4x faster,
+            # half the memory) and is slightly slower for StyleGAN2 (BENCHMARKS.md)
             generator.set_fast(True)
         steps.update(1)
         with torch.inference_mode():  # warm-up: first-call allocations happen before the show, not in it

@@ -87,6 +87,7 @@ def test_embedded_demo_end_to_end(tmp_path):
         run.wait(lambda: run.status().get("frames", 0) >= n + 3, 90, "three more frames")
         later = run.snapshot()
         assert diff(first, later) > 1.0
+        run.wait(lambda: "dropped" in run.log.read_text(), 30, "the once-a-second status line")
         code, took = run.stop(signal.SIGTERM)
     finally:
         run.kill()

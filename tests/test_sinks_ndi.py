@@ -146,15 +146,30 @@ def test_latest_frame_wins_when_ndi_is_slower_than_the_render_loop(ndilib):
     name = unique("latest")
     sink = make_sink(f"ndi:{name}", fps=5)  # a clocked send at 5 fps blocks ~200 ms per frame
     sink.start()
+    received: list = []
+    receiver = threading.Thread(target=lambda: received.extend(probe_receive(name, frames=40, timeout=8)[1]))
     try:
-        for i in range(40):  # a burst far faster than 5 fps
+        now = time.monotonic()
+        sink.publish(RenderedFrame(rgb=picture(128, 72, 0), index=0, source_index=0, t_capture=now, t_rendered=now))
+        receiver.start()  # connected before the burst, so it sees every frame NDI actually sends
+        deadline = time.monotonic() + 20
+        while sink.stats()["connections"] < 1 and time.monotonic() < deadline:
+            now = time.monotonic()
+            sink.publish(RenderedFrame(rgb=picture(128, 72, 0), index=0, source_index=0, t_capture=now,
+                                       t_rendered=now))
+            time.sleep(0.1)
+        assert sink.stats()["connections"] >= 1, "the receiver never connected"
+        for i in range(1, 40):  # a burst far faster than 5 fps
             now = time.monotonic()
             sink.publish(RenderedFrame(rgb=picture(128, 72, i), index=i, source_index=i, t_capture=now,
                                        t_rendered=now))
             time.sleep(0.005)
-        status, records = probe_receive(name, frames=1, timeout=15)
-        assert status == 0
-        assert FRAME_RE.fullmatch(records[0]["metadata"]).group(1) == "39"  # the newest, not a queued old one
+        receiver.join(timeout=40)
+        indices = [int(FRAME_RE.fullmatch(r["metadata"]).group(1)) for r in received]
+        burst = [i for i in indices if i > 0]
+        assert burst and burst[-1] == 39, indices  # the newest frame reached the receiver
+        assert len(burst) <= 5, indices  # ...and not a queue of the 39 old ones
+        assert burst == sorted(burst)
         assert sink.stats()["dropped"] > 20
     finally:
         sink.close()
