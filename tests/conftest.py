@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,14 @@ def free_port(host: str = "127.0.0.1", kind=socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def wait_for(predicate, within_s: float = 5.0):
+    """Poll ``predicate`` until it is truthy or ``within_s`` passes; return its last value."""
+    deadline = time.monotonic() + within_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return predicate()
 
 
 def vrbridge_cmd() -> list[str]:

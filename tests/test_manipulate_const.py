@@ -44,15 +44,6 @@ def no_hand(t, index) -> Keypoints:
     return Keypoints(hands=(), active=None, t_capture=t, frame_index=index, aspect=4 / 3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is faster than two fighting over busy cores (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def params(**overrides):
     return {**DEFAULTS, "hand.ease_s": 0.0, **overrides}
 

@@ -38,15 +38,6 @@ def render(G) -> np.ndarray:
         return G.synthesis(G.mapping(Z, None, truncation_psi=1.0), noise_mode="const")[0].mean(0).numpy()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny networks: one thread is faster than two fighting over busy cores (restored afterwards)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def params(**overrides):
     return {**DEFAULTS, "hand.ease_s": 0.0, **overrides}
 

@@ -19,6 +19,7 @@ from bridge.frames import RenderedFrame
 from bridge.params import ParamStore
 from bridge.sinks import SinkUnavailable, make_sink
 from bridge.sources import SourceUnavailable, make_source
+from conftest import wait_for
 
 STANDIN = Path(__file__).parent / "standins" / "spoutgl"
 
@@ -54,13 +55,6 @@ def frame(i: int, size=(64, 48)) -> RenderedFrame:
     rgb[..., 2] = i % 256
     now = time.monotonic()
     return RenderedFrame(rgb=rgb, index=i, source_index=i, t_capture=now, t_rendered=now)
-
-
-def wait_for(predicate, within_s=5.0):
-    deadline = time.monotonic() + within_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return predicate()
 
 
 def public(cls) -> set[str]:

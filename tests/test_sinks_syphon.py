@@ -22,6 +22,7 @@ from bridge.frames import RenderedFrame
 from bridge.params import ParamStore
 from bridge.sinks import SinkUnavailable, make_sink
 from bridge.sources import SourceUnavailable, make_source
+from conftest import wait_for
 
 HERE = Path(__file__).parent
 STANDINS = HERE / "standins" / "macos"
@@ -75,13 +76,6 @@ def frame(i: int, size=(40, 30)) -> RenderedFrame:
     rgb[..., 2] = (i * 10) % 256
     now = time.monotonic()
     return RenderedFrame(rgb=rgb, index=i, source_index=i, t_capture=now, t_rendered=now)
-
-
-def wait_for(predicate, within_s=5.0):
-    deadline = time.monotonic() + within_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return predicate()
 
 
 def calls(mac, what):

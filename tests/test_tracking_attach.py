@@ -6,7 +6,6 @@ import shutil
 import time
 
 import pytest
-import torch
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.cli import UserError
@@ -15,14 +14,6 @@ from bridge.frames import HAND_LANDMARK_NAMES
 
 from conftest import IMAGES, STYLEGAN_FIXTURES, free_port
 from test_tracking_features import hand_points
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def settings(tmp_path, **overrides):

@@ -20,7 +20,25 @@ BACKOFF_MAX_S = 5.0
 FAILS_BEFORE_RECONNECT = 5  # a few empty grabs in a row means the device is gone
 
 
-class CameraSource(Source):
+class CaptureSource(Source):
+    """What the OpenCV-backed sources (camera, video file) share: the ``cv2.VideoCapture`` and its release."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._cap = None
+        self.last_error = ""
+
+    def close(self) -> None:
+        if self._cap is not None:
+            self._cap.release()
+            self._cap = None
+        self.status = "closed"
+
+    def stats(self) -> dict:
+        return {**super().stats(), "last_error": self.last_error}
+
+
+class CameraSource(CaptureSource):
     kind = "camera"
 
     def __init__(self, device: int | str, size: tuple[int, int] | None = None, fps: float = 30.0) -> None:
@@ -28,12 +46,10 @@ class CameraSource(Source):
         self.device = device
         self.size = size
         self.fps = fps
-        self._cap = None
         self._index = 0
         self._fails = 0
         self._backoff = BACKOFF_START_S
         self._retry_at = 0.0
-        self.last_error = ""
 
     def open(self) -> None:
         """Try once; a missing camera is reported and retried from ``read``, never fatal."""
@@ -94,15 +110,6 @@ class CameraSource(Source):
             self._cap.release()
         self._cap = None
         self._schedule_retry(why)
-
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-        self.status = "closed"
-
-    def stats(self) -> dict:
-        return {**super().stats(), "last_error": self.last_error}
 
     def describe(self) -> str:
         size = f" {self.size[0]}x{self.size[1]}" if self.size else ""

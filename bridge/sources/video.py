@@ -11,8 +11,8 @@ import os
 import time
 
 from bridge.frames import Frame
-from bridge.sources.base import FramePacer, Source, SourceUnavailable
-from bridge.sources.camera import to_rgb
+from bridge.sources.base import FramePacer, SourceUnavailable
+from bridge.sources.camera import CaptureSource, to_rgb
 
 log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.5
@@ -20,7 +20,7 @@ BACKOFF_MAX_S = 5.0
 DEFAULT_FPS = 30.0
 
 
-class VideoSource(Source):
+class VideoSource(CaptureSource):
     kind = "video"
 
     def __init__(self, path: str) -> None:
@@ -28,8 +28,6 @@ class VideoSource(Source):
         self.path = path
         self.fps = DEFAULT_FPS
         self.loops = 0
-        self.last_error = ""
-        self._cap = None
         self._index = 0
         self._pacer = FramePacer(DEFAULT_FPS)
         self._backoff = BACKOFF_START_S
@@ -109,14 +107,8 @@ class VideoSource(Source):
         self._hold(self.last_error)
         return False
 
-    def close(self) -> None:
-        if self._cap is not None:
-            self._cap.release()
-            self._cap = None
-        self.status = "closed"
-
     def stats(self) -> dict:
-        return {**super().stats(), "loops": self.loops, "last_error": self.last_error}
+        return {**super().stats(), "loops": self.loops}
 
     def describe(self) -> str:
         return f"video {self.path} (looping, {self.fps:g} fps)"
