@@ -46,12 +46,14 @@ def free_port(host: str = "127.0.0.1", kind=socket.SOCK_DGRAM) -> int:
         return s.getsockname()[1]
 
 
-def wait_for(predicate, within_s: float = 5.0):
-    """Poll ``predicate`` until it is truthy or ``within_s`` passes; return its last value."""
-    deadline = time.monotonic() + within_s
-    while not predicate() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return predicate()
+def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):
+    """Poll ``predicate`` until it returns something truthy (returned) or ``timeout`` passes (its last value)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def vrbridge_cmd() -> list[str]:

@@ -15,6 +15,7 @@ from bridge.frames import Hand, Keypoints, RenderedFrame
 from bridge.params import ParamStore
 from bridge.sinks.base import Sink
 from bridge.sources import make_source
+import conftest
 from conftest import STYLEGAN_FIXTURES
 
 
@@ -46,13 +47,9 @@ class CollectSink(Sink):
         del self.frames[:-50]
 
 
-def wait_for(predicate, limit_s: float = 20.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
+def wait_for(predicate, limit_s: float = 20.0):
+    """conftest's polling helper with this file's longer default (the engine renders on busy cores)."""
+    return conftest.wait_for(predicate, timeout=limit_s, interval=0.02)
 
 
 def make_engine(generator, encoder, source="pattern", resolution=None, **overrides):

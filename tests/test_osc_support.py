@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.params import ParamStore
+from conftest import wait_for
 
 
 class MiniEngine:
@@ -69,16 +69,7 @@ class Collector:
         self.server.server_close()
 
 
-def wait_until(fn, timeout: float = 3.0, interval: float = 0.01):
-    """Poll ``fn`` until it returns something truthy (returned) or the timeout passes (returns None)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(interval)
+wait_until = wait_for  # the one polling helper (conftest); the OSC tests read better with this name
 
 
 def send_raw(data: bytes, port: int, source: str = "127.0.0.1") -> None:

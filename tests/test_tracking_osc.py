@@ -2,7 +2,6 @@
 Keypoints and features as in-process tracking; bad messages are answered and change nothing."""
 from __future__ import annotations
 
-import time
 
 import cv2
 import numpy as np
@@ -18,7 +17,7 @@ from bridge.tracking.mediapipe_hands import MediaPipeHandTracker
 from bridge.tracking.model import load_hand_model
 from bridge.tracking.osc_input import OSC_PATTERNS, OscHandTracker
 
-from conftest import IMAGES
+from conftest import IMAGES, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +67,6 @@ def send_bundle(client: SimpleUDPClient, messages) -> None:
     client.send(bundle.build())
 
 
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out waiting for OSC messages"
-        time.sleep(0.01)
-
-
 def landmark_messages(hand, style: str):
     out = []
     for name, (x, y, z) in zip(HAND_LANDMARK_NAMES, hand.landmarks.tolist()):
@@ -94,7 +86,7 @@ def test_osc_keypoints_give_the_same_features_as_in_process_tracking(rig, tracke
     messages = [("/vrb/in/aspect", 640 / 480), ("/vrb/in/h1/handedness", hand.handedness),
                 ("/vrb/in/h1/score", hand.score)] + landmark_messages(hand, style)
     send_bundle(client, messages)
-    wait_for(lambda: tracker.messages == len(messages))
+    assert wait_for(lambda: tracker.messages == len(messages))
     kp = tracker.latest()
     assert kp.source == "osc" and len(kp.hands) == 1 and kp.active == 0
     got = kp.active_hand
@@ -116,14 +108,14 @@ def test_osc_keypoints_give_the_same_features_as_in_process_tracking(rig, tracke
 def test_bad_keypoint_messages_are_answered_and_change_nothing(rig, tracked):
     store, server, tracker, client, _ = rig
     send_bundle(client, landmark_messages(tracked.active_hand, "xyz"))
-    wait_for(lambda: tracker.messages == 21)
+    assert wait_for(lambda: tracker.messages == 21)
     before = tracker.latest().active_hand.landmarks.copy()
     bad = [("/vrb/in/h1/elbow/x", 0.5), ("/vrb/in/h9/wrist/x", 0.5), ("/vrb/in/h1/wrist/x", "left"),
            ("/vrb/in/h1/wrist", 0.1), ("/vrb/in/h1/wrist/w", 0.2), ("/vrb/in/h1/handedness", "both"),
            ("/vrb/in/aspect", 0.0)]
     for address, *args in bad:
         client.send_message(address, args[0])
-    wait_for(lambda: server.stats()["errors"] == len(bad))
+    assert wait_for(lambda: server.stats()["errors"] == len(bad))
     codes = server.stats()["errors_by_code"]
     assert codes["unknown"] == 3 and codes["type"] == 4, codes
     kp = tracker.latest()
@@ -134,20 +126,20 @@ def test_bad_keypoint_messages_are_answered_and_change_nothing(rig, tracked):
 def test_stale_hidden_and_zero_hands_disappear(rig, tracked):
     store, server, tracker, client, clock = rig
     send_bundle(client, landmark_messages(tracked.active_hand, "xyz"))
-    wait_for(lambda: tracker.messages == 21)
+    assert wait_for(lambda: tracker.messages == 21)
     assert tracker.latest().active == 0
     clock.t += tracker.stale_s + 0.1  # the sender went quiet
     kp = tracker.latest()
     assert kp.hands == () and kp.active is None
     send_bundle(client, landmark_messages(tracked.active_hand, "xyz"))
-    wait_for(lambda: tracker.messages == 42)
+    assert wait_for(lambda: tracker.messages == 42)
     assert tracker.latest().active == 0  # back near where it was: the lock picks it up again
     client.send_message("/vrb/in/h1/present", 0)
-    wait_for(lambda: tracker.messages == 43)
+    assert wait_for(lambda: tracker.messages == 43)
     assert tracker.latest().hands == ()
     zeros = [(f"/vrb/in/h1/{name}", 0.0, 0.0, 0.0) for name in HAND_LANDMARK_NAMES]
     send_bundle(client, zeros)  # what senders send when they see no hand
-    wait_for(lambda: tracker.messages == 64)
+    assert wait_for(lambda: tracker.messages == 64)
     assert tracker.latest().hands == ()
 
 
@@ -158,7 +150,7 @@ def test_y_up_senders_are_flipped_and_aspect_comes_from_frames(rig, tracked):
     store.set("hand.osc_y_up", True)
     tracker.submit(Frame(rgb=np.zeros((480, 640, 3), np.uint8), index=0, t_capture=0.0))
     send_bundle(client, flipped)
-    wait_for(lambda: tracker.messages == 21)
+    assert wait_for(lambda: tracker.messages == 21)
     kp = tracker.latest()
     assert kp.aspect == pytest.approx(640 / 480)
     got = kp.active_hand
