@@ -145,8 +145,11 @@ def test_engine_renders_publishes_and_reports(running):
     assert report.latents["coarse"].shape == (engine.generator.z_dim,)
     assert {"encode", "synth", "map"} <= set(report.stage_ms)
     assert report.params["psi"] == pytest.approx(0.7)
+    assert report.health["demo_encoder"] is True  # the random-init encoder says so in telemetry
+    assert report.health["demo_network"] is engine.demo
     health = engine.health()
     assert health["status"] == "ok" and health["frames"] >= 1 and health["output_size"] == [48, 32]
+    assert health["encoder"]["demo"] is True
 
 
 def test_output_follows_the_source(running):
