@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,7 +35,17 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-SHIPPED_DIR = Path(__file__).resolve().parents[2] / "osc_maps"
+
+
+def _shipped_dir() -> Path:
+    """Where the shipped maps are: ``osc_maps/`` beside the package in a checkout (editable install), or
+    ``<prefix>/share/visual-reactive-bridge/osc_maps`` where a wheel put them (pyproject's data-files)."""
+    checkout = Path(__file__).resolve().parents[2] / "osc_maps"
+    installed = Path(sys.prefix) / "share" / "visual-reactive-bridge" / "osc_maps"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+SHIPPED_DIR = _shipped_dir()
 CURVES = ("linear", "exp", "log")
 MODES = ("value", "toggle", "trigger")
 ROUTE_KEYS = {"address", "param", "in", "out", "curve", "curve_k", "invert", "deadband", "slew", "mode",
