@@ -12,18 +12,11 @@ live continues from the current value instead of jumping:
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
+from bridge.one_euro import one_euro_step
+
 REFERENCE_FPS = 30.0
-DERIVATIVE_CUTOFF_HZ = 1.0
-
-
-def _alpha(cutoff_hz: torch.Tensor | float, dt: float):
-    """Low-pass blend factor for a first-order filter with this cutoff, sampled dt seconds apart."""
-    tau = 1.0 / (2.0 * math.pi * cutoff_hz)
-    return 1.0 / (1.0 + tau / dt)
 
 
 class Smoother:
@@ -31,7 +24,7 @@ class Smoother:
 
     def __init__(self) -> None:
         self.value: torch.Tensor | None = None
-        self.speed: torch.Tensor | None = None  # smoothed |derivative| state of the 1-euro filter
+        self.speed: torch.Tensor | None = None  # smoothed derivative (the 1-euro filter's second state)
 
     def reset(self) -> None:
         self.value = self.speed = None
@@ -48,12 +41,7 @@ class Smoother:
     def one_euro(self, x: torch.Tensor, dt: float, min_cutoff: float, beta: float) -> torch.Tensor:
         if not self._continues(x, dt):
             return self._restart(x)
-        derivative = (x - self.value) / dt
-        a_d = _alpha(DERIVATIVE_CUTOFF_HZ, dt)
-        self.speed = a_d * derivative + (1.0 - a_d) * (self.speed if self.speed is not None else derivative)
-        cutoff = min_cutoff + beta * self.speed.abs()
-        a = _alpha(cutoff, dt)
-        self.value = a * x + (1.0 - a) * self.value
+        self.value, self.speed = one_euro_step(x, self.value, self.speed, dt, min_cutoff, beta)
         return self.value
 
     def _continues(self, x: torch.Tensor, dt: float) -> bool:

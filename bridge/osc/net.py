@@ -6,22 +6,18 @@ import socket
 from typing import Iterable
 
 from bridge.cli import UserError
+from bridge.endpoints import PortOutOfRange, split_endpoint
 
 
 def parse_endpoint(text: str, what: str, default_host: str = "127.0.0.1") -> tuple[str, int]:
     """``"HOST:PORT"``, ``":PORT"`` or ``"PORT"`` -> (host, port); a bad value is a one-line UserError."""
     raw = str(text).strip()
-    host, sep, port_text = raw.rpartition(":")
-    if not sep:
-        host, port_text = "", raw
-    host = host.strip("[]") or default_host
     try:
-        port = int(port_text)
+        return split_endpoint(raw, default_host)
+    except PortOutOfRange as exc:
+        raise UserError(f"{what}: {exc}") from None
     except ValueError:
         raise UserError(f"{what}: {raw!r} is not HOST:PORT (e.g. 127.0.0.1:7700)") from None
-    if not 0 <= port <= 65535:
-        raise UserError(f"{what}: port {port} is outside 0..65535")
-    return host, port
 
 
 def resolve(host: str, what: str) -> str:

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from bridge import imageops
+from bridge.endpoints import split_endpoint
 from bridge.frames import RenderedFrame
 from bridge.sinks.base import Sink, SinkUnavailable
 
@@ -264,16 +265,12 @@ setInterval(poll,1000); poll();
 def parse_address(arg: str) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT``, ``PORT`` or empty -> (host, port); raises SinkUnavailable naming the rule."""
     arg = arg.strip()
-    host, port_text = DEFAULT_HOST, str(DEFAULT_PORT)
-    if arg:
-        if ":" in arg:
-            host, _, port_text = arg.rpartition(":")
-            host = host.strip("[]") or DEFAULT_HOST
-        else:
-            port_text = arg
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise SinkUnavailable(f"preview: {arg!r} is not HOST:PORT (port 0-65535), e.g. 127.0.0.1:7780, or off")
-    return host, int(port_text)
+    if not arg:
+        return DEFAULT_HOST, DEFAULT_PORT
+    try:
+        return split_endpoint(arg, DEFAULT_HOST)
+    except ValueError:
+        raise SinkUnavailable(f"preview: {arg!r} is not HOST:PORT (port 0-65535), e.g. 127.0.0.1:7780, or off") from None
 
 
 def make(arg: str = "", status: Callable[[], dict] | None = None, demo_notice: str = "", **_options) -> PreviewSink:

@@ -7,14 +7,9 @@ tracker runs at. All features share one filter object (one numpy expression per 
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-
-def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
-    tau = 1.0 / (2.0 * math.pi * np.maximum(cutoff, 1e-6))
-    return 1.0 / (1.0 + tau / dt)
+from bridge.one_euro import one_euro_step
 
 
 class OneEuroFilter:
@@ -44,9 +39,6 @@ class OneEuroFilter:
         dt = t - self._t
         if dt <= 0:
             return self._x.copy()
-        dx = (x - self._x) / dt
-        self._dx = self._dx + _alpha(self.d_cutoff, dt) * (dx - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
-        self._x = self._x + _alpha(cutoff, dt) * (x - self._x)
+        self._x, self._dx = one_euro_step(x, self._x, self._dx, dt, self.min_cutoff, self.beta, self.d_cutoff)
         self._t = t
         return self._x.copy()
