@@ -8,10 +8,17 @@ with backoff and say so in ``status``.
 """
 from __future__ import annotations
 
+import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bridge.frames import Frame
+
+if TYPE_CHECKING:
+    import numpy as np
+
+log = logging.getLogger(__name__)
+STALE_S = 3.0  # a rig input with no frame for this long whose sender reports no connection is treated as gone
 
 
 class SourceUnavailable(RuntimeError):
@@ -50,6 +57,35 @@ class FramePacer:
         return now
 
 
+class Backoff:
+    """When a source that vanished is tried again: after 0.5 s, doubling up to 5 s; from 0.5 s after a success.
+
+    One schedule for every source that reconnects (camera, video file, rig inputs), so they all behave alike.
+    """
+
+    START_S = 0.5
+    MAX_S = 5.0
+
+    def __init__(self) -> None:
+        self.delay = self.START_S
+        self.retry_at = 0.0
+
+    def failed(self) -> None:
+        self.retry_at = time.monotonic() + self.delay
+        self.delay = min(self.delay * 2, self.MAX_S)
+
+    def succeeded(self) -> None:
+        self.delay = self.START_S
+
+    def wait(self, timeout: float) -> bool:
+        """True when the next try is due; otherwise sleep towards it (at most ``timeout``) and return False."""
+        remaining = self.retry_at - time.monotonic()
+        if remaining > 0:
+            time.sleep(min(timeout, remaining))
+            return False
+        return True
+
+
 class Source:
     kind = "source"
 
@@ -73,3 +109,108 @@ class Source:
 
     def describe(self) -> str:
         return f"{self.kind}:{self.name}"
+
+
+class RigSource(Source):
+    """Connect, read, and on any loss hold (return None) and reconnect with back-off.
+
+    Subclasses implement ``_connect() -> str`` (raise to say why it failed; return a description of what it
+    connected to), ``_grab(timeout) -> (H, W, 3) uint8 RGB | None``, ``_sender_gone() -> bool`` and
+    ``_disconnect()``. All of them run on the engine's capture thread.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self._connected = False
+        self._ever_connected = False
+        self._backoff = Backoff()
+        self._index = 0
+        self._last_frame_at = 0.0
+        self.connected_to = ""
+        self.last_error = ""
+
+    def open(self) -> None:
+        """Try once; a sender that is not there yet is reported and retried from ``read``."""
+        self.status = "connecting"
+        if not self._try_connect():
+            log.warning("%s: %s; the output keeps running, retrying every %.1f-%.0f s", self.describe(),
+                        self.last_error, Backoff.START_S, Backoff.MAX_S)
+
+    def read(self, timeout: float = 0.1) -> Frame | None:
+        if not self._connected:
+            if not self._backoff.wait(timeout):
+                return None
+            if not self._try_connect():
+                return None
+        try:
+            rgb = self._grab(timeout)
+        except Exception as exc:  # noqa: BLE001 - the sender went away mid-frame: hold and reconnect
+            self._drop(f"receive failed: {exc}")
+            return None
+        now = time.monotonic()
+        if rgb is None:
+            if now - self._last_frame_at > STALE_S and self._sender_gone():
+                self._drop("the sender stopped (no frames, no connection)")
+            return None
+        self._last_frame_at = now
+        frame = Frame(rgb=rgb, index=self._index, t_capture=now, source=self.describe())
+        self._index += 1
+        self.frames += 1
+        return frame
+
+    def close(self) -> None:
+        if self._connected:
+            self._safe_disconnect()
+        self._connected = False
+        self.status = "closed"
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), "connected_to": self.connected_to, "last_error": self.last_error}
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def _try_connect(self) -> bool:
+        try:
+            self.connected_to = self._connect()
+        except Exception as exc:  # noqa: BLE001 - reported in status, retried
+            self._schedule_retry(str(exc) or type(exc).__name__)
+            return False
+        if self._ever_connected:
+            self.reconnects += 1
+        self._ever_connected = True
+        self._connected = True
+        self._backoff.succeeded()
+        self._last_frame_at = time.monotonic()
+        self.status = "running"
+        self.last_error = ""
+        log.info("%s: connected to %s", self.describe(), self.connected_to)
+        return True
+
+    def _drop(self, why: str) -> None:
+        log.warning("%s: %s; holding the last frame and reconnecting", self.describe(), why)
+        self._safe_disconnect()
+        self._connected = False
+        self._schedule_retry(why)
+
+    def _safe_disconnect(self) -> None:
+        try:
+            self._disconnect()
+        except Exception as exc:  # noqa: BLE001
+            log.debug("%s: disconnect failed: %s", self.describe(), exc)
+
+    def _schedule_retry(self, why: str) -> None:
+        self.last_error = why
+        self.status = f"reconnecting: {why}"
+        self._backoff.failed()
+
+    # -- to implement -----------------------------------------------------------------------------
+    def _connect(self) -> str:
+        raise NotImplementedError
+
+    def _grab(self, timeout: float) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def _sender_gone(self) -> bool:
+        return True
+
+    def _disconnect(self) -> None:
+        pass

@@ -12,11 +12,9 @@ import time
 import numpy as np
 
 from bridge.frames import Frame
-from bridge.sources.base import Source, SourceUnavailable
+from bridge.sources.base import Backoff, Source, SourceUnavailable
 
 log = logging.getLogger(__name__)
-BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 5.0
 FAILS_BEFORE_RECONNECT = 5  # a few empty grabs in a row means the device is gone
 
 
@@ -48,14 +46,13 @@ class CameraSource(CaptureSource):
         self.fps = fps
         self._index = 0
         self._fails = 0
-        self._backoff = BACKOFF_START_S
-        self._retry_at = 0.0
+        self._backoff = Backoff()
 
     def open(self) -> None:
         """Try once; a missing camera is reported and retried from ``read``, never fatal."""
         if not self._try_open():
             log.warning("camera %s: %s; the output keeps running, retrying every %.1f-%.0f s",
-                        self.device, self.last_error, BACKOFF_START_S, BACKOFF_MAX_S)
+                        self.device, self.last_error, Backoff.START_S, Backoff.MAX_S)
 
     def _try_open(self) -> bool:
         import cv2
@@ -72,20 +69,18 @@ class CameraSource(CaptureSource):
             cap.set(cv2.CAP_PROP_FPS, self.fps)
         self._cap = cap
         self._fails = 0
-        self._backoff = BACKOFF_START_S
+        self._backoff.succeeded()
         self.status = "running"
         return True
 
     def _schedule_retry(self, why: str) -> None:
         self.last_error = why
         self.status = f"reconnecting: {why}"
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        self._backoff.failed()
 
     def read(self, timeout: float = 0.1) -> Frame | None:
         if self._cap is None:
-            if time.monotonic() < self._retry_at:
-                time.sleep(min(timeout, max(0.0, self._retry_at - time.monotonic())))
+            if not self._backoff.wait(timeout):
                 return None
             self.reconnects += 1
             if not self._try_open():

@@ -4,142 +4,26 @@ TouchDesigner often owns the stage camera; it can send us that picture over NDI 
 camera. NAME matches a discovered source's full name ``HOST (NAME)``, its NAME part, or any part of it;
 ``ndi:HOST:PORT`` (e.g. ``ndi:127.0.0.1:5961``) connects to that address without discovery.
 
-This module also holds :class:`RigSource`, the reconnect loop every rig input (NDI, Spout, Syphon) shares:
-a sender that vanishes (TouchDesigner closed) makes ``read`` return None, so the engine holds the last
-frame and keeps rendering, while the source retries with back-off (0.5 s doubling to 5 s, as the camera
-does) and says so in ``status``. Nothing blocks longer than the ``timeout`` it is given.
+A sender that vanishes (TouchDesigner closed) is held and retried by :class:`bridge.sources.base.RigSource`,
+the reconnect loop every rig input (NDI, Spout, Syphon) shares.
 """
 from __future__ import annotations
 
 import logging
 import re
-import time
 from typing import Any
 
 import numpy as np
 
-from bridge.frames import Frame
 from bridge.sinks.base import SinkUnavailable
 from bridge.sinks.ndi import ensure_initialized
-from bridge.sources.base import Source, SourceUnavailable
+from bridge.sources.base import RigSource, SourceUnavailable
 
 log = logging.getLogger(__name__)
 
-BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 5.0
 DISCOVERY_WAIT_S = 0.5  # open() gives NDI discovery this long before the first try
-STALE_S = 3.0  # no frame for this long and the sender reports no connection: treat it as gone
 INSTALL_HINT = "NDI in needs `pip install visual-reactive-bridge[ndi]` (the ndi-python package, NDI runtime included)"
 _URL = re.compile(r"^[\w.\-]+:\d{1,5}$")
-
-
-class RigSource(Source):
-    """Connect, read, and on any loss hold (return None) and reconnect with back-off.
-
-    Subclasses implement ``_connect() -> str`` (raise to say why it failed; return a description of what it
-    connected to), ``_grab(timeout) -> (H, W, 3) uint8 RGB | None``, ``_sender_gone() -> bool`` and
-    ``_disconnect()``. All of them run on the engine's capture thread.
-    """
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self._connected = False
-        self._ever_connected = False
-        self._retry_at = 0.0
-        self._backoff = BACKOFF_START_S
-        self._index = 0
-        self._last_frame_at = 0.0
-        self.connected_to = ""
-        self.last_error = ""
-
-    def open(self) -> None:
-        """Try once; a sender that is not there yet is reported and retried from ``read``."""
-        self.status = "connecting"
-        if not self._try_connect():
-            log.warning("%s: %s; the output keeps running, retrying every %.1f-%.0f s", self.describe(),
-                        self.last_error, BACKOFF_START_S, BACKOFF_MAX_S)
-
-    def read(self, timeout: float = 0.1) -> Frame | None:
-        if not self._connected:
-            wait = self._retry_at - time.monotonic()
-            if wait > 0:
-                time.sleep(min(timeout, wait))
-                return None
-            if not self._try_connect():
-                return None
-        try:
-            rgb = self._grab(timeout)
-        except Exception as exc:  # noqa: BLE001 - the sender went away mid-frame: hold and reconnect
-            self._drop(f"receive failed: {exc}")
-            return None
-        now = time.monotonic()
-        if rgb is None:
-            if now - self._last_frame_at > STALE_S and self._sender_gone():
-                self._drop("the sender stopped (no frames, no connection)")
-            return None
-        self._last_frame_at = now
-        frame = Frame(rgb=rgb, index=self._index, t_capture=now, source=self.describe())
-        self._index += 1
-        self.frames += 1
-        return frame
-
-    def close(self) -> None:
-        if self._connected:
-            self._safe_disconnect()
-        self._connected = False
-        self.status = "closed"
-
-    def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "connected_to": self.connected_to, "last_error": self.last_error}
-
-    # -- the loop -----------------------------------------------------------------------------------
-    def _try_connect(self) -> bool:
-        try:
-            self.connected_to = self._connect()
-        except Exception as exc:  # noqa: BLE001 - reported in status, retried
-            self._schedule_retry(str(exc) or type(exc).__name__)
-            return False
-        if self._ever_connected:
-            self.reconnects += 1
-        self._ever_connected = True
-        self._connected = True
-        self._backoff = BACKOFF_START_S
-        self._last_frame_at = time.monotonic()
-        self.status = "running"
-        self.last_error = ""
-        log.info("%s: connected to %s", self.describe(), self.connected_to)
-        return True
-
-    def _drop(self, why: str) -> None:
-        log.warning("%s: %s; holding the last frame and reconnecting", self.describe(), why)
-        self._safe_disconnect()
-        self._connected = False
-        self._schedule_retry(why)
-
-    def _safe_disconnect(self) -> None:
-        try:
-            self._disconnect()
-        except Exception as exc:  # noqa: BLE001
-            log.debug("%s: disconnect failed: %s", self.describe(), exc)
-
-    def _schedule_retry(self, why: str) -> None:
-        self.last_error = why
-        self.status = f"reconnecting: {why}"
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
-
-    # -- to implement -----------------------------------------------------------------------------
-    def _connect(self) -> str:
-        raise NotImplementedError
-
-    def _grab(self, timeout: float) -> np.ndarray | None:
-        raise NotImplementedError
-
-    def _sender_gone(self) -> bool:
-        return True
-
-    def _disconnect(self) -> None:
-        pass
 
 
 # --------------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ SpoutGL 0.1.1 receiver, on the engine's capture thread: ``createOpenGL()`` there
 context), ``setReceiverName(NAME)``, then ``receiveImage(buffer, GL_RGB, False, 0)``. The first call after a
 connect (or a size change) only reports the new size (``isUpdated()``): the buffer is (re)allocated and the
 next call fills it. ``waitFrameSync(NAME, ms)`` waits for the sender's next frame, so ``read`` does not spin.
-A sender that goes away is held and retried with back-off (:class:`bridge.sources.ndi_in.RigSource`).
+A sender that goes away is held and retried with back-off (:class:`bridge.sources.base.RigSource`).
 Note the 0.1.1 binding bug: ``getSenderName()`` returns the width, so it is never used here.
 """
 from __future__ import annotations
@@ -15,8 +15,7 @@ import threading
 import numpy as np
 
 from bridge.sinks.spout import check_name
-from bridge.sources.base import SourceUnavailable
-from bridge.sources.ndi_in import RigSource
+from bridge.sources.base import RigSource, SourceUnavailable
 
 
 class SpoutSource(RigSource):

@@ -4,7 +4,7 @@ syphon-python 0.2.0: find the server named NAME (or whose app name is NAME) in `
 connect a ``SyphonMetalClient``, and on each ``read`` take ``new_frame_image`` when ``has_new_frame`` and
 copy it to host memory (``copy_mtl_texture_to_image``; Syphon's Metal surfaces are BGRA8, handled by the
 texture's pixel format). A server that stops is held and retried with back-off
-(:class:`bridge.sources.ndi_in.RigSource`). Discovery itself needs the main run loop pumped (see
+(:class:`bridge.sources.base.RigSource`). Discovery itself needs the main run loop pumped (see
 ``bridge.sinks.syphon``); the directory is asked with a 1 ms run-loop limit so ``read`` never blocks long.
 """
 from __future__ import annotations
@@ -15,8 +15,7 @@ import time
 import numpy as np
 
 from bridge.sinks.spout import check_name
-from bridge.sources.base import SourceUnavailable
-from bridge.sources.ndi_in import RigSource
+from bridge.sources.base import RigSource, SourceUnavailable
 
 POLL_S = 0.005
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 
 from bridge.frames import Frame
-from bridge.sources.base import FramePacer, SourceUnavailable
+from bridge.sources.base import Backoff, FramePacer, SourceUnavailable
 from bridge.sources.camera import CaptureSource, to_rgb
 
 log = logging.getLogger(__name__)
-BACKOFF_START_S = 0.5
-BACKOFF_MAX_S = 5.0
 DEFAULT_FPS = 30.0
 
 
@@ -30,8 +27,7 @@ class VideoSource(CaptureSource):
         self.loops = 0
         self._index = 0
         self._pacer = FramePacer(DEFAULT_FPS)
-        self._backoff = BACKOFF_START_S
-        self._retry_at = 0.0
+        self._backoff = Backoff()
         self._frames_this_pass = 0
 
     def open(self) -> None:
@@ -91,17 +87,15 @@ class VideoSource(CaptureSource):
             log.warning("video %s: %s; holding the last frame and retrying", self.path, why)
         self.last_error = why
         self.status = f"holding last frame: {why}"
-        self._retry_at = time.monotonic() + self._backoff
-        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+        self._backoff.failed()
 
     def _retry(self) -> bool:
-        if time.monotonic() < self._retry_at:
-            time.sleep(min(0.1, max(0.0, self._retry_at - time.monotonic())))
+        if not self._backoff.wait(0.1):
             return False
         self.reconnects += 1
         if self._open_capture():
             log.info("video %s is back", self.path)
-            self._backoff = BACKOFF_START_S
+            self._backoff.succeeded()
             self._pacer.restart()
             return True
         self._hold(self.last_error)
