@@ -35,7 +35,7 @@ import sys
 from typing import Any, Iterable, Mapping
 
 from bridge.cli import UserError
-from bridge.params import PARAMS, PARAMS_BY_NAME, Param, ParamError
+from bridge.params import DEFAULTS, PARAMS, PARAMS_BY_NAME, Param, ParamError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -247,7 +247,7 @@ def values_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
     """Defaults <- show file <- flags: the complete settings for ``build_engine``."""
-    settings = {p.name: p.default for p in PARAMS if p.kind != "action"}
+    settings = dict(DEFAULTS)
     if getattr(args, "config", None):
         settings.update(load_show_file(args.config))
         settings["show_file"] = args.config  # not a parameter: presets are stored beside the show file

@@ -32,7 +32,7 @@ import numpy as np
 
 from bridge import imageops
 from bridge.frames import Frame, FrameReport, Keypoints, Latest, RenderedFrame
-from bridge.params import PARAMS, PARAMS_BY_NAME, ParamStore
+from bridge.params import DEFAULTS, PARAMS, PARAMS_BY_NAME, ParamStore
 
 log = logging.getLogger(__name__)
 
@@ -693,7 +693,7 @@ def startup_errors() -> tuple[type[BaseException], ...]:
 
 def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
     """Every table row's value: the given ones (validated) over the defaults."""
-    out = {p.name: p.default for p in PARAMS if p.kind != "action"}
+    out = dict(DEFAULTS)
     for name, value in settings.items():
         if name in PARAMS_BY_NAME:
             out[name] = PARAMS_BY_NAME[name].coerce(value)

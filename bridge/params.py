@@ -422,6 +422,8 @@ PARAMS: tuple[Param, ...] = (
 PARAMS_BY_NAME: Mapping[str, Param] = MappingProxyType({p.name: p for p in PARAMS})
 PARAMS_BY_ADDRESS: Mapping[str, Param] = MappingProxyType({p.osc_address: p for p in PARAMS})
 assert len(PARAMS_BY_NAME) == len(PARAMS), "duplicate parameter name"
+# Every value's default (actions have no value): what a fresh store, the show file and the trackers start from.
+DEFAULTS: Mapping[str, Any] = MappingProxyType({p.name: p.default for p in PARAMS if p.kind != "action"})
 
 
 def get_param(name: str) -> Param:
@@ -451,7 +453,7 @@ class ParamStore:
 
     def __init__(self, overrides: Mapping[str, Any] | None = None):
         self._lock = threading.Lock()
-        self._values: dict[str, Any] = {p.name: p.default for p in PARAMS if p.kind != "action"}
+        self._values: dict[str, Any] = dict(DEFAULTS)
         self._listeners: list[Listener] = []
         self.version = 0
         self.last_change = time.monotonic()

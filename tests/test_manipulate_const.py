@@ -9,13 +9,12 @@ import torch
 
 from bridge.frames import Hand, Keypoints
 from bridge.manipulate.const_corruption import ConstCorruption
-from bridge.params import PARAMS
+from bridge.params import DEFAULTS
 from bridge.stylegan import load_network
 
 from conftest import STYLEGAN_FIXTURES
 from test_tracking_features import hand_points
 
-DEFAULTS = {p.name: p.default for p in PARAMS if p.kind != "action"}
 Z = torch.from_numpy(np.load(STYLEGAN_FIXTURES / "inputs" / "z.npy")).float()[:1]
 
 

@@ -11,14 +11,13 @@ import torch
 
 from bridge.frames import HAND_LANDMARK_NAMES, Hand, Keypoints
 from bridge.manipulate.sg3_transform import InputTransform, user_matrix
-from bridge.params import PARAMS
+from bridge.params import DEFAULTS
 from bridge.stylegan import load_network
 from bridge.tracking.features import FEATURE_NAMES, raw_features
 
 from conftest import STYLEGAN_FIXTURES
 from test_tracking_features import hand_points
 
-DEFAULTS = {p.name: p.default for p in PARAMS if p.kind != "action"}
 Z = torch.from_numpy(np.load(STYLEGAN_FIXTURES / "inputs" / "z.npy")).float()[:1]
 NAME = "synthesis.input.transform"
 

@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from bridge.frames import Hand, Keypoints
-from bridge.params import PARAMS
+from bridge.params import DEFAULTS
 from bridge.tracking.features import FEATURE_NAMES, HandFeatures, raw_features
 from bridge.tracking.lock import HandLock
 from bridge.tracking.one_euro import OneEuroFilter
 
-DEFAULTS = {p.name: p.default for p in PARAMS if p.kind != "action"}
 
 # An open right-ish hand, fingers up, in frame-height units around the palm centre (y down).
 _OPEN = np.array([

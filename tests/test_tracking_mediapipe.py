@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from bridge.frames import HAND_LANDMARK_NAMES, Frame
-from bridge.params import PARAMS
+from bridge.params import DEFAULTS
 from bridge.tracking.features import raw_features
 from bridge.tracking.mediapipe_hands import MediaPipeHandTracker
 from bridge.tracking.model import load_hand_model
@@ -19,7 +19,6 @@ from bridge.tracking.model import load_hand_model
 from conftest import IMAGES
 
 WRIST, INDEX_TIP = HAND_LANDMARK_NAMES.index("wrist"), HAND_LANDMARK_NAMES.index("index_tip")
-DEFAULTS = {p.name: p.default for p in PARAMS if p.kind != "action"}
 
 
 def load_rgb(name: str) -> np.ndarray:

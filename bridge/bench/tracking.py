@@ -130,12 +130,12 @@ def run(args) -> dict:
 
 
 def _run(args, torch) -> dict:
-    from bridge.params import PARAMS
+    from bridge.params import DEFAULTS
 
     quick = bool(getattr(args, "quick", False))
     device = getattr(args, "device", "cpu") or "cpu"
     n_apply = 100 if quick else 2000
-    params = {p.name: p.default for p in PARAMS if p.kind != "action"}
+    params = dict(DEFAULTS)
     frames = _clip(60)
     rows = [_bench_tracking(10 if quick else 150, num_hands, frames) for num_hands in (1, 2)]
     rows += _manipulation_rows(torch, params, n_apply, device)

@@ -11,19 +11,18 @@ import threading
 from typing import Any, Callable, Mapping, Sequence
 
 from bridge.frames import Hand, Keypoints
-from bridge.params import PARAMS
+from bridge.params import DEFAULTS
 
 from bridge.tracking.lock import HandLock
 
 log = logging.getLogger(__name__)
 
 ParamsFn = Callable[[], Mapping[str, Any]]
-_DEFAULTS: Mapping[str, Any] = {p.name: p.default for p in PARAMS if p.kind != "action"}
 
 
 def default_params() -> Mapping[str, Any]:
     """The table's defaults: what a tracker uses when it has no live parameter store (tests, benchmarks)."""
-    return _DEFAULTS
+    return DEFAULTS
 
 
 class HandTracker:
