@@ -137,15 +137,8 @@ class LatentMixer:
                 start, end = ranges[name]
                 if name in cam and end > start:
                     w[start:end] = w[start:end].lerp(cam[name][start:end], amount)
-        return self.truncate(w, float(snapshot["psi"]), int(snapshot["trunc_cutoff"]))[None]
-
-    def truncate(self, w, psi: float, cutoff: int):
-        if psi == 1.0:
-            return w
-        w_avg = self.generator.mapping.w_avg.to(w.device)
-        end = self.num_ws if cutoff <= 0 else min(cutoff, self.num_ws)
-        w[:end] = w_avg.lerp(w[:end], psi)
-        return w
+        cutoff = int(snapshot["trunc_cutoff"])  # the table's 0 means every layer: NVIDIA's None
+        return self.generator.mapping.truncate(w[None], float(snapshot["psi"]), cutoff if cutoff > 0 else None)
 
 
 class Smoother:
