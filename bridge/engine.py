@@ -267,6 +267,7 @@ class Engine:
         self._last_latents: dict | None = None
         self._last_frame: Frame | None = None
         self._last_np_latents: dict[str, np.ndarray] = {}
+        self._np_latents_of: Any = None  # the latents _last_np_latents was converted from
         self._smoother = Smoother()
         for sink in sinks:
             self.add_sink(sink)
@@ -576,8 +577,9 @@ class Engine:
 
     def _report(self, frame: RenderedFrame, snapshot, keypoints) -> None:
         latents = self._last_latents
-        if latents is not None:
+        if latents is not None and latents is not self._np_latents_of:  # convert each new set once, not per frame
             self._last_np_latents = {k: v.detach().float().cpu().numpy().reshape(-1) for k, v in latents.items()}
+            self._np_latents_of = latents
         features: dict[str, float] = {}
         for m in self._manipulations:
             try:
