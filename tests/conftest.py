@@ -56,6 +56,16 @@ def wait_for(predicate, timeout: float = 5.0, interval: float = 0.01):
         time.sleep(interval)
 
 
+def read_frames(source, count: int, timeout: float = 10.0) -> list:
+    """Up to ``count`` frames from a source's ``read`` loop, giving up after ``timeout`` seconds."""
+    frames, deadline = [], time.monotonic() + timeout
+    while len(frames) < count and time.monotonic() < deadline:
+        frame = source.read(timeout=0.1)
+        if frame is not None:
+            frames.append(frame)
+    return frames
+
+
 def vrbridge_cmd() -> list[str]:
     """The CLI as a subprocess command, independent of PATH."""
     return [sys.executable, "-m", "bridge"]

@@ -16,6 +16,7 @@ import pytest
 from bridge.sources import make_source
 from bridge.sources.base import SourceUnavailable
 from bridge.sources.ndi_in import inner_name, pick_source
+from conftest import read_frames
 from standins.ndi_env import probe_sender, require_ndi
 from standins.ndi_probe import moving_picture
 
@@ -29,15 +30,6 @@ def ndilib(tmp_path_factory):
 
 def unique(name: str) -> str:
     return f"vrb-in-{name}-{os.getpid()}"
-
-
-def read_frames(source, count: int, within_s: float = 10.0) -> list:
-    frames, deadline = [], time.monotonic() + within_s
-    while len(frames) < count and time.monotonic() < deadline:
-        frame = source.read(timeout=0.1)
-        if frame is not None:
-            frames.append(frame)
-    return frames
 
 
 def best_shift(rgb: np.ndarray) -> tuple[int, float]:
@@ -88,7 +80,7 @@ def test_a_vanished_sender_is_held_then_reconnected(ndilib):
             assert source.read(timeout=0.1) is None  # nothing new: the engine keeps the last frame
         assert source.status.startswith("reconnecting"), source.status
         sender = probe_sender(name, seconds=30)  # TouchDesigner reopened
-        frames = read_frames(source, 2, within_s=20)
+        frames = read_frames(source, 2, timeout=20)
         assert len(frames) == 2, source.stats()
         assert source.reconnects >= 1 and source.status == "running"
     finally:

@@ -13,16 +13,7 @@ import pytest
 from bridge.sources import SourceUnavailable, make_source
 from bridge.sources.camera import to_rgb
 from bridge.sources.pattern import render_pattern
-from conftest import IMAGES
-
-
-def read_frames(source, n: int, limit_s: float = 10.0):
-    frames, deadline = [], time.monotonic() + limit_s
-    while len(frames) < n and time.monotonic() < deadline:
-        frame = source.read(timeout=0.1)
-        if frame is not None:
-            frames.append(frame)
-    return frames
+from conftest import IMAGES, read_frames
 
 
 def write_video(path, n: int = 12, fps: float = 30.0, size=(64, 48)):
@@ -90,7 +81,7 @@ def test_video_deleted_mid_run_holds_then_recovers(tmp_path):
     assert source.status.startswith("holding"), source.status
     assert source.read(timeout=0.05) is None
     shutil.copy(spare, path)
-    back = read_frames(source, 2, limit_s=8.0)
+    back = read_frames(source, 2, timeout=8.0)
     assert len(back) == 2 and source.status == "running"
     assert source.reconnects >= 1
 
