@@ -322,8 +322,8 @@ class OscServer:
 
     def _select_params(self, address: str, exact_required: bool) -> list[Param]:
         if is_pattern(address):
-            regex = compile_pattern(address)
-            found = [p for p in PARAMS if p.live and regex.match(p.osc_address)]
+            compiled = compile_pattern(address)
+            found = [p for p in PARAMS if p.live and compiled.match(p.osc_address)]
             if not found and exact_required:
                 raise UnknownParam(address, "pattern matches no live parameter or handler")
             return found
