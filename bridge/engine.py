@@ -21,9 +21,7 @@ is rendered on its own.
 from __future__ import annotations
 
 import collections
-import importlib
 import logging
-import sys
 import threading
 import time
 from typing import Any, Callable, Iterable, Mapping
@@ -31,117 +29,18 @@ from typing import Any, Callable, Iterable, Mapping
 import numpy as np
 
 from bridge import imageops
+from bridge.demo import DEMO_NOTICE
 from bridge.frames import Frame, FrameReport, Keypoints, Latest, RenderedFrame
-from bridge.params import DEFAULTS, PARAMS, PARAMS_BY_NAME, ParamStore
+from bridge.latents import LatentMixer
+from bridge.params import PARAMS, ParamStore
 
 log = logging.getLogger(__name__)
 
-GROUPS = ("coarse", "middle", "fine")
 HEARTBEAT_S = 0.5  # re-publish the last frame this often when nothing changed
 POLL_S = 0.02  # how often the render thread looks for a parameter / keypoint change
-DEMO_NOTICE = ("untrained demo network (random weights): the pictures are not meaningful. "
-               "Point it at a real model with: vrbridge run --network path/to/network.pkl")
 
 
-# ------------------------------------------------------------------------------------------------
-# Latent mixing: the paper's Test 1 (camera z -> mapping -> style mix with a static w -> truncation)
-# ------------------------------------------------------------------------------------------------
-def normalise_groups(groups: Any, num_ws: int) -> dict[str, tuple[int, int]]:
-    """``default_layer_groups`` output (a mapping name -> (start, end)) clipped to [0, num_ws]."""
-    out = {}
-    for name in GROUPS:
-        start, end = groups[name] if name in groups else (0, 0)
-        out[name] = (max(0, min(int(start), num_ws)), max(0, min(int(end), num_ws)))
-    return out
-
-
-def fallback_layer_groups(num_ws: int) -> dict[str, tuple[int, int]]:
-    """StyleGAN's classic split (coarse 4-8 px, middle 16-32 px, fine the rest) when the generator has none."""
-    a, b = min(4, num_ws), min(8, num_ws)
-    return {"coarse": (0, a), "middle": (a, b), "fine": (b, num_ws)}
-
-
-def resolve_ranges(snapshot: Mapping[str, Any], defaults: Mapping[str, tuple[int, int]],
-                   num_ws: int) -> dict[str, tuple[int, int]]:
-    """The live ``mix.*`` ranges: (-1, -1) (any negative) = the default split, start >= end = off."""
-    out = {}
-    for name in GROUPS:
-        start, end = snapshot.get(f"mix.{name}", (-1, -1))
-        if start < 0 or end < 0:
-            start, end = defaults[name]
-        out[name] = (max(0, min(start, num_ws)), max(0, min(end, num_ws)))
-    return out
-
-
-class LatentMixer:
-    """Turns the encoder's per-group z's into the ws one frame is synthesised from.
-
-    The static w (seed) is cached per seed, untruncated; truncation is applied once to the mixed w
-    (``w_avg + psi * (w - w_avg)`` on the first ``trunc_cutoff`` layers, NVIDIA's formula). Because mixing
-    and truncation are both affine per layer, this equals mixing truncated ws, but psi can glide every
-    frame without recomputing the static w.
-    """
-
-    def __init__(self, generator, device: str = "cpu"):
-        import torch
-
-        self.generator = generator
-        self.device = device
-        self.num_ws = int(generator.num_ws)
-        self.z_dim = int(generator.z_dim)
-        self.c_dim = int(getattr(generator, "c_dim", 0) or 0)
-        try:
-            from bridge.stylegan import default_layer_groups
-
-            self.default_groups = normalise_groups(default_layer_groups(generator), self.num_ws)
-        except (ImportError, AttributeError, KeyError, TypeError, ValueError) as exc:
-            log.debug("default_layer_groups unavailable (%s); using the classic split", exc)
-            self.default_groups = fallback_layer_groups(self.num_ws)
-        self._static: dict[int, Any] = {}
-        self._torch = torch
-
-    def static_w(self, seed: int):
-        """w (num_ws, w_dim) of z = RandomState(seed).randn(z_dim), untruncated; cached per seed."""
-        if seed not in self._static:
-            z = np.random.RandomState(seed).randn(1, self.z_dim)
-            self._static.clear()  # one seed at a time is all a show needs; keeps memory flat under seed sweeps
-            with self._torch.inference_mode():
-                self._static[seed] = self._map(self._torch.from_numpy(z).float().to(self.device))[0]
-        return self._static[seed]
-
-    def _map(self, z):
-        c = None
-        if self.c_dim:
-            c = self._torch.zeros(z.shape[0], self.c_dim, device=z.device)
-        return self.generator.mapping(z, c, truncation_psi=1.0)
-
-    def camera_ws(self, latents: Mapping[str, Any]) -> dict[str, Any]:
-        """Map each distinct camera z once (the 'whole' layout gives one tensor for all three groups)."""
-        unique: dict[int, Any] = {}
-        for z in latents.values():
-            unique.setdefault(id(z), z)
-        keys = list(unique)
-        batch = self._torch.stack([unique[k].reshape(-1).float().to(self.device) for k in keys])
-        ws = self._map(batch)
-        by_id = {k: ws[i] for i, k in enumerate(keys)}
-        return {name: by_id[id(z)] for name, z in latents.items()}
-
-    def mix(self, latents: Mapping[str, Any] | None, snapshot: Mapping[str, Any]):
-        """ws (1, num_ws, w_dim) for one frame, from the camera latents (None = static w only) and the snapshot."""
-        w = self.static_w(int(snapshot["seed"])).clone()
-        amount = float(snapshot["mix.amount"])
-        if latents and amount > 0:
-            cam = self.camera_ws(latents)
-            ranges = resolve_ranges(snapshot, self.default_groups, self.num_ws)
-            for name in GROUPS:
-                start, end = ranges[name]
-                if name in cam and end > start:
-                    w[start:end] = w[start:end].lerp(cam[name][start:end], amount)
-        cutoff = int(snapshot["trunc_cutoff"])  # the table's 0 means every layer: NVIDIA's None
-        return self.generator.mapping.truncate(w[None], float(snapshot["psi"]), cutoff if cutoff > 0 else None)
-
-
-class Smoother:
+class ParamSmoother:
     """One-pole smoothing of the rows with ``smoothing_s`` > 0, so an OSC fader jump glides instead of popping."""
 
     def __init__(self) -> None:
@@ -268,7 +167,10 @@ class Engine:
         self._last_frame: Frame | None = None
         self._last_np_latents: dict[str, np.ndarray] = {}
         self._np_latents_of: Any = None  # the latents _last_np_latents was converted from
-        self._smoother = Smoother()
+        self._smoother = ParamSmoother()
+        self._cpu_threads = 1  # torch's thread count at start(); the two heavy stages split it on CPU
+        self.osc_server = None  # bridge.osc.attach sets the control server (other stages add handlers to it)
+        self.osc = None  # bridge.osc.attach: the OSC parts it built (telemetry, maps, presets, tempo, OSCQuery)
         for sink in sinks:
             self.add_sink(sink)
 
@@ -646,182 +548,3 @@ def _safely(fn: Callable[[], Any], what: str) -> None:
         log.warning("%s failed: %s", what, exc)
 
 
-# ------------------------------------------------------------------------------------------------
-# Building an engine from settings (show file + CLI, see bridge.config)
-# ------------------------------------------------------------------------------------------------
-DEMO_SEED = 0
-
-
-def resolve_device(name: str) -> str:
-    """``auto`` -> cuda, else mps, else cpu; an explicit device that is missing is a clear error."""
-    import torch
-
-    has_mps = bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else ("mps" if has_mps else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise StartupError("device: 'cuda' was asked for but this torch has no CUDA device "
-                           "(choose auto, cpu, cuda or mps)")
-    if name == "mps" and not has_mps:
-        raise StartupError("device: 'mps' was asked for but is not available here (choose auto, cpu, cuda or mps)")
-    return name
-
-
-class StartupError(RuntimeError):
-    """A setting that cannot be honoured at start (the message is the one line the user sees)."""
-
-
-def startup_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that mean "cannot start as configured": shown as one line, exit code 2."""
-    from bridge.params import ParamError
-    from bridge.sinks import SinkUnavailable
-    from bridge.sources import SourceUnavailable
-
-    kinds: list[type[BaseException]] = [StartupError, SinkUnavailable, SourceUnavailable, ParamError]
-    for module, name in (("bridge.encoder", "EncoderError"), ("bridge.stylegan.pickle_reader", "NetworkLoadError")):
-        # only modules already loaded can have raised: importing them here would pull in torch for nothing
-        kind = getattr(sys.modules.get(module), name, None)
-        if kind is not None:
-            kinds.append(kind)
-    return tuple(kinds)
-
-
-def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Every table row's value: the given ones (validated) over the defaults."""
-    out = dict(DEFAULTS)
-    for name, value in settings.items():
-        if name in PARAMS_BY_NAME:
-            out[name] = PARAMS_BY_NAME[name].coerce(value)
-        else:
-            out[name] = value  # extra keys (e.g. set by a command) pass through untouched
-    return out
-
-
-def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
-    """Build generator, encoder, source and sinks from merged settings; let OSC and tracking attach.
-
-    Raises one of :func:`startup_errors` for anything the user has to fix.
-    """
-    settings = complete_settings(settings)
-    demo = not settings["network"]
-    resolution = _parse_resolution(settings["resolution"])
-    source = _make_source(settings)
-    source.open()  # cheap checks first: a mistyped path fails before torch loads and the model is read
-    try:
-        device = resolve_device(settings["device"])
-        generator, model_description = _load_generator(settings, device, progress)
-        encoder = _build_encoder(settings, generator, device, demo)
-    except BaseException:
-        source.close()
-        raise
-    params = ParamStore({name: value for name, value in settings.items() if name in PARAMS_BY_NAME})
-    engine = Engine(params, generator, encoder, source, resolution=resolution, device=device, demo=demo,
-                    model_description=model_description)
-    engine.source_opened = True
-    for sink in _make_sinks(settings, engine):
-        engine.add_sink(sink)
-    for package in ("bridge.osc", "bridge.tracking"):
-        attach = getattr(importlib.import_module(package), "attach", None)
-        if attach is not None:
-            attach(engine, settings)
-    return engine
-
-
-def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
-    """The network (with a progress bar over the load steps), or the embedded demo network."""
-    from tqdm import tqdm
-
-    import torch
-
-    steps = tqdm(total=3, desc="loading model", unit="step", disable=not progress, leave=False)
-    try:
-        if settings["network"]:
-            from bridge.stylegan import NetworkLoadError, load_network
-
-            steps.set_postfix_str(str(settings["network"]))
-            try:
-                generator = load_network(settings["network"], device="cpu")
-            except NetworkLoadError as exc:
-                raise StartupError(f"network: {exc}") from None
-            description = f"{settings['network']} ({_arch(generator)})"
-        else:
-            from bridge.stylegan import Generator, demo_config
-
-            generator = Generator.from_config(demo_config(), seed=DEMO_SEED)
-            description = f"embedded demo ({_arch(generator)}, untrained random weights)"
-        steps.update(1)
-        generator = generator.to(device).eval().requires_grad_(False)
-        if hasattr(generator, "set_fast") and (device == "cuda" or _arch(generator) == "stylegan3"):
-            # tested equal to the plain path; on CPU it pays off for StyleGAN3 only (float32, ~4x faster,
-            # half the memory) and is slightly slower for StyleGAN2 (BENCHMARKS.md)
-            generator.set_fast(True)
-        steps.update(1)
-        with torch.inference_mode():  # warm-up: first-call allocations happen before the show, not in it
-            z = torch.zeros(1, int(generator.z_dim), device=device)
-            c = torch.zeros(1, int(getattr(generator, "c_dim", 0) or 0), device=device) if getattr(generator, "c_dim", 0) else None
-            generator.synthesis(generator.mapping(z, c), noise_mode="const")
-        steps.update(1)
-    finally:
-        steps.close()
-    return generator, description
-
-
-def _arch(generator) -> str:
-    return (f"{getattr(generator, 'arch', '?')}, {generator.img_resolution}px, z {generator.z_dim}, "
-            f"{generator.num_ws} ws")
-
-
-def _build_encoder(settings: Mapping[str, Any], generator, device: str, demo: bool):
-    """The visual encoder; its start-up rows (encoder_*) are passed through, the encoder picks its defaults."""
-    from bridge.encoder import build_encoder
-
-    kwargs: dict[str, Any] = {"z_dim": int(generator.z_dim), "device": device,
-                              "demo": demo or bool(settings.get("demo_encoder", False)),
-                              "allow_download": bool(settings.get("allow_download", False))}
-    optional = {"weights": "encoder_weights", "taps": "encoder_taps", "encode_size": "encoder_size",
-                "backbone": "encoder_backbone"}
-    for kwarg, row in optional.items():
-        if settings.get(row):
-            kwargs[kwarg] = tuple(settings[row]) if isinstance(settings[row], (list, tuple)) else settings[row]
-    return build_encoder(**kwargs)
-
-
-def _make_source(settings: Mapping[str, Any]):
-    from bridge.sources import SourceUnavailable, make_source
-
-    options = {"size": _parse_resolution(settings.get("source_size", "")),
-               "fps": float(settings.get("source_fps", 30.0)),
-               "slide_s": float(settings.get("slide_s", 5.0))}
-    try:
-        return make_source(settings["source"], **options)
-    except ValueError as exc:
-        raise SourceUnavailable(f"source: {exc}") from None
-
-
-def _make_sinks(settings: Mapping[str, Any], engine: Engine) -> list:
-    from bridge.sinks import SinkUnavailable, make_sink
-
-    specs: list[tuple[str, dict]] = []
-    if settings["preview"] and settings["preview"].lower() != "off":
-        specs.append((f"preview:{settings['preview']}", {"status": engine.health, "demo_notice":
-                                                        DEMO_NOTICE if engine.demo else ""}))
-    if settings["record"]:
-        specs.append((f"record:{settings['record']}", {"side_by_side": bool(settings.get("record_input", False)),
-                                                       "fps": float(settings.get("record_fps", 30.0))}))
-    if settings["png_dir"]:
-        specs.append((f"png:{settings['png_dir']}", {}))
-    specs.extend((spec, {"params": engine.params}) for spec in settings["sink"])  # live rows (ndi.*, alpha)
-    sinks = []
-    for spec, options in specs:
-        try:
-            sinks.append(make_sink(spec, **options))
-        except ValueError as exc:
-            raise SinkUnavailable(f"sink {spec!r}: {exc}") from None
-    return sinks
-
-
-def _parse_resolution(text: str) -> tuple[int, int] | None:
-    try:
-        return imageops.parse_size(text or "")
-    except ValueError as exc:
-        raise StartupError(f"resolution: {exc}") from None

@@ -17,6 +17,10 @@ import numpy as np
 
 T = TypeVar("T")
 
+# The three layer groups a camera latent can drive (coarse = 4-8 px layers, middle, fine): the encoder makes one z
+# per group, the latent mixer maps each onto its style-layer range.
+GROUPS: tuple[str, ...] = ("coarse", "middle", "fine")
+
 
 @dataclasses.dataclass(frozen=True)
 class Frame:

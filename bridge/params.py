@@ -257,7 +257,7 @@ PARAMS: tuple[Param, ...] = (
        "Encode resolution WxH the frame is cropped to the aspect of and resized to; empty = 426x320 "
        "(the paper's 4:3), or 128x96 in the embedded demo (interactive on a small CPU).",
        group="startup", live=False, telemetry=False),
-    # ---- hands / manipulations (issue 6 adds its rows here) ---------------------------------------
+    # ---- hands / manipulations -------------------------------------------------------------------
     # "left"/"right" are the performer's own hands; see bridge/tracking/__init__.py for the conventions.
     _P("hand.lock.mode", "enum", "first",
        "How the active hand is chosen when none is locked: first seen, by handedness (hand.lock.prefer), "
@@ -317,7 +317,7 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("hand_max", "int", 2, "Most hands MediaPipe tracks at once (the lock picks one of them).",
        min=1, max=4, group="startup", live=False, telemetry=False),
-    # ---- OSC / telemetry / presets (issue 5 adds its rows here) -----------------------------------
+    # ---- OSC / telemetry / presets ---------------------------------------------------------------
     _P("telemetry.rate_hz", "float", 0.0, "Telemetry bundles per second (0 = one per rendered frame).",
        min=0.0, max=240.0, group="telemetry"),
     _P("telemetry.z_dims", "int", 8, "How many leading dimensions of each z are sent in telemetry.",
@@ -370,7 +370,7 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("fit", "enum", "letterbox", "How the square image fills a non-square output: letterbox, crop or stretch.",
        choices=("letterbox", "crop", "stretch"), group="output"),
-    # ---- output / alpha (issue 7: bridge/sinks; read by every sink through bridge.sinks.convert) --------
+    # ---- output / alpha (bridge/sinks; read by every sink through bridge.sinks.convert) -----------------
     _P("alpha.mode", "enum", "opaque",
        "Alpha the sinks publish for compositing: opaque, luma (a luminance key: dark = transparent) or mask "
        "(a greyscale image, alpha.mask).", choices=("opaque", "luma", "mask"), group="output"),

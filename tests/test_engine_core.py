@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.engine import Engine, LatentMixer, resolve_ranges
+from bridge.engine import Engine
+from bridge.latents import LatentMixer, resolve_ranges
 from bridge.frames import Hand, Keypoints, RenderedFrame
 from bridge.params import ParamStore
 from bridge.sinks.base import Sink

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def running(tmp_path_factory):
     import torch
 
-    from bridge.engine import build_engine
+    from bridge.startup import build_engine
 
     torch.set_num_threads(1)
     collector = Collector()

@@ -9,7 +9,7 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.cli import UserError
-from bridge.engine import build_engine
+from bridge.startup import build_engine
 from bridge.frames import HAND_LANDMARK_NAMES
 
 from conftest import IMAGES, STYLEGAN_FIXTURES, free_port

@@ -10,7 +10,7 @@ from bridge.frames import Hand, Keypoints
 from bridge.params import DEFAULTS
 from bridge.tracking.features import FEATURE_NAMES, HandFeatures, raw_features
 from bridge.tracking.lock import HandLock
-from bridge.tracking.one_euro import OneEuroFilter
+from bridge.one_euro import OneEuroFilter
 
 
 # An open right-ish hand, fingers up, in frame-height units around the palm centre (y down).

@@ -125,7 +125,7 @@ def _sequential_loop(generator, encoder, source, device: str, seconds: float) ->
     import torch
 
     from bridge import imageops
-    from bridge.engine import LatentMixer
+    from bridge.latents import LatentMixer
     from bridge.params import ParamStore
 
     params = ParamStore()

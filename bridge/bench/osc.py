@@ -51,7 +51,7 @@ def _same_columns(rows: list[dict]) -> list[dict]:
 
 
 def _start_engine(args):
-    from bridge.engine import build_engine
+    from bridge.startup import build_engine
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # telemetry goes to a port nobody reads
         probe.bind(("127.0.0.1", 0))

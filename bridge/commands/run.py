@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     settings = config.resolve(args)
-    from bridge.engine import build_engine, startup_errors
+    from bridge.startup import build_engine, startup_errors
 
     engine = None
     try:

@@ -1,4 +1,4 @@
-"""Visual encoder (issue 3): camera frame -> fake latents z through a frozen pretrained CNN (the paper's Appendix A).
+"""Visual encoder: camera frame -> fake latents z through a frozen pretrained CNN (the paper's Appendix A).
 
     from bridge.encoder import build_encoder, EncoderError
     enc = build_encoder(z_dim=512, taps=("conv4_1",), weights=None, allow_download=False, demo=False)

@@ -21,6 +21,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
+from bridge.demo import DEMO_SEED
+from bridge.device import DeviceUnavailable, resolve_device
 from bridge.encoder.backbone import Backbone, EncoderError, EncoderInputError, backbone_class
 from bridge.encoder.reduce import Projection, RunningStandardizer, region_means, standardize_vector, weighted_sum
 from bridge.encoder.regions import GROUPS, Layout, parse_layout
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 DEFAULT_ENCODE_SIZE = (426, 320)  # the paper's 4:3
 DEMO_ENCODE_SIZE = (128, 96)  # ~80 ms per frame to conv4_1 on one core here: the demo stays interactive (bench encoder)
 MAX_ENCODE_SIDE = 4096
-DEMO_SEED = 0
 
 # the live parameters the encoder reads; defaults come from the one table in bridge.params
 _LIVE = ("encoder.layout", "encoder.grid", "encoder.smoothing", "encoder.filter", "encoder.euro.min_cutoff",
@@ -100,23 +101,6 @@ def parse_encode_size(size: Sequence[int] | str | None, demo: bool, min_side: in
     return width, height
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` -> cuda, else mps, else cpu; an unavailable device is an EncoderError."""
-    name = str(device)
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        return torch.device("mps" if mps is not None and mps.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as exc:
-        raise EncoderError(f"encoder device {name!r}: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise EncoderError(f"encoder device {name!r}: CUDA is not available here (use cpu or auto)")
-    return dev
-
-
 def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), tap_weights: Sequence[float] | None = None,
                   weights: str | None = None, allow_download: bool = False, demo: bool = False,
                   device: str | torch.device = "cpu", encode_size: Sequence[int] | str | None = None,
@@ -134,7 +118,10 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), ta
     cls = backbone_class(backbone)
     tap_list = parse_taps(taps, tap_weights)
     cls.check_taps([t.name for t in tap_list])
-    dev = resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except DeviceUnavailable as exc:
+        raise EncoderError(f"encoder {exc}") from None
     size = parse_encode_size(encode_size, demo=demo, min_side=cls.min_size)  # cheap checks before the weights
     model = cls([t.name for t in tap_list])
     source, random_init = _load_weights(model, cls, weights, allow_download, demo)

@@ -34,8 +34,8 @@ import re
 import torch
 
 from bridge.encoder.backbone import EncoderInputError
+from bridge.frames import GROUPS
 
-GROUPS: tuple[str, ...] = ("coarse", "middle", "fine")
 NAMED_LAYOUTS: dict[str, str] = {"whole": "1x1", "paper": "2x2:ccmf", "columns": "3x1", "rows": "1x3"}
 MAX_CELLS_PER_SIDE = 16
 _GRID_RE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*(?::\s*([cmfCMF.]+)\s*)?$")

@@ -5,7 +5,7 @@
 
 Modules: :mod:`.model` (the shipped hand model and its hash), :mod:`.mediapipe_hands` (Tasks API tracker),
 :mod:`.osc_input` (keypoints over OSC), :mod:`.lock` (the active-hand lock), :mod:`.features` (what the
-manipulations read), :mod:`.one_euro` (smoothing).
+manipulations read), :mod:`bridge.one_euro` (smoothing).
 
 Conventions a performer and a rig builder need:
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from bridge.frames import HAND_LANDMARK_NAMES, Hand, Keypoints
-from bridge.tracking.one_euro import OneEuroFilter
+from bridge.one_euro import OneEuroFilter
 
 _I = {name: i for i, name in enumerate(HAND_LANDMARK_NAMES)}
 # The palm: wrist, thumb base, then the four finger bases, in order around its outline (for the polygon area).

@@ -1,0 +1,185 @@
+"""Building an engine from settings (show file + flags, see :mod:`bridge.config`).
+
+Cheap checks first, so a mistyped path or a missing device is one line before torch loads a model: the
+source is opened, then the device resolved, then the network and the encoder are loaded. Other packages
+(OSC, tracking, the signal sources) plug themselves in through their ``attach(engine, settings)``.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any, Mapping
+
+from bridge import imageops
+from bridge.demo import DEMO_NOTICE, DEMO_SEED
+from bridge.engine import Engine
+from bridge.params import DEFAULTS, PARAMS_BY_NAME, ParamStore
+
+class StartupError(RuntimeError):
+    """A setting that cannot be honoured at start (the message is the one line the user sees)."""
+
+
+def startup_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean "cannot start as configured": shown as one line, exit code 2."""
+    from bridge.params import ParamError
+    from bridge.sinks import SinkUnavailable
+    from bridge.sources import SourceUnavailable
+
+    kinds: list[type[BaseException]] = [StartupError, SinkUnavailable, SourceUnavailable, ParamError]
+    for module, name in (("bridge.encoder", "EncoderError"), ("bridge.stylegan.pickle_reader", "NetworkLoadError")):
+        # only modules already loaded can have raised: importing them here would pull in torch for nothing
+        kind = getattr(sys.modules.get(module), name, None)
+        if kind is not None:
+            kinds.append(kind)
+    return tuple(kinds)
+
+
+def complete_settings(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every table row's value: the given ones (validated) over the defaults."""
+    out = dict(DEFAULTS)
+    for name, value in settings.items():
+        if name in PARAMS_BY_NAME:
+            out[name] = PARAMS_BY_NAME[name].coerce(value)
+        else:
+            out[name] = value  # extra keys (e.g. set by a command) pass through untouched
+    return out
+
+
+def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
+    """Build generator, encoder, source and sinks from merged settings; let OSC and tracking attach.
+
+    Raises one of :func:`startup_errors` for anything the user has to fix.
+    """
+    settings = complete_settings(settings)
+    demo = not settings["network"]
+    resolution = _parse_resolution(settings["resolution"])
+    source = _make_source(settings)
+    source.open()  # cheap checks first: a mistyped path fails before torch loads and the model is read
+    try:
+        device = _resolve_device(settings["device"])
+        generator, model_description = _load_generator(settings, device, progress)
+        encoder = _build_encoder(settings, generator, device, demo)
+    except BaseException:
+        source.close()
+        raise
+    params = ParamStore({name: value for name, value in settings.items() if name in PARAMS_BY_NAME})
+    engine = Engine(params, generator, encoder, source, resolution=resolution, device=device, demo=demo,
+                    model_description=model_description)
+    engine.source_opened = True
+    for sink in _make_sinks(settings, engine):
+        engine.add_sink(sink)
+    for package in ("bridge.osc", "bridge.tracking"):
+        attach = getattr(importlib.import_module(package), "attach", None)
+        if attach is not None:
+            attach(engine, settings)
+    return engine
+
+
+def _resolve_device(name: str) -> str:
+    from bridge.device import DeviceUnavailable, resolve_device
+
+    try:
+        return str(resolve_device(name))
+    except DeviceUnavailable as exc:
+        raise StartupError(f"device: {exc}") from None
+
+
+def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
+    """The network (with a progress bar over the load steps), or the embedded demo network."""
+    from tqdm import tqdm
+
+    import torch
+
+    steps = tqdm(total=3, desc="loading model", unit="step", disable=not progress, leave=False)
+    try:
+        if settings["network"]:
+            from bridge.stylegan import NetworkLoadError, load_network
+
+            steps.set_postfix_str(str(settings["network"]))
+            try:
+                generator = load_network(settings["network"], device="cpu")
+            except NetworkLoadError as exc:
+                raise StartupError(f"network: {exc}") from None
+            description = f"{settings['network']} ({describe_generator(generator)})"
+        else:
+            from bridge.stylegan import Generator, demo_config
+
+            generator = Generator.from_config(demo_config(), seed=DEMO_SEED)
+            description = f"embedded demo ({describe_generator(generator)}, untrained random weights)"
+        steps.update(1)
+        generator = generator.to(device).eval().requires_grad_(False)
+        if hasattr(generator, "set_fast") and (device.startswith("cuda") or generator.arch == "stylegan3"):
+            # tested equal to the plain path; on CPU it pays off for StyleGAN3 only (float32, ~4x faster,
+            # half the memory) and is slightly slower for StyleGAN2 (BENCHMARKS.md)
+            generator.set_fast(True)
+        steps.update(1)
+        with torch.inference_mode():  # warm-up: first-call allocations happen before the show, not in it
+            z = torch.zeros(1, int(generator.z_dim), device=device)
+            c = torch.zeros(1, int(getattr(generator, "c_dim", 0) or 0), device=device) if getattr(generator, "c_dim", 0) else None
+            generator.synthesis(generator.mapping(z, c), noise_mode="const")
+        steps.update(1)
+    finally:
+        steps.close()
+    return generator, description
+
+
+def describe_generator(generator) -> str:
+    """One line for the start-up report: architecture, resolution, z size and style-layer count."""
+    return (f"{getattr(generator, 'arch', '?')}, {generator.img_resolution}px, z {generator.z_dim}, "
+            f"{generator.num_ws} ws")
+
+
+def _build_encoder(settings: Mapping[str, Any], generator, device: str, demo: bool):
+    """The visual encoder; its start-up rows (encoder_*) are passed through, the encoder picks its defaults."""
+    from bridge.encoder import build_encoder
+
+    kwargs: dict[str, Any] = {"z_dim": int(generator.z_dim), "device": device,
+                              "demo": demo or bool(settings.get("demo_encoder", False)),
+                              "allow_download": bool(settings.get("allow_download", False))}
+    optional = {"weights": "encoder_weights", "taps": "encoder_taps", "encode_size": "encoder_size",
+                "backbone": "encoder_backbone"}
+    for kwarg, row in optional.items():
+        if settings.get(row):
+            kwargs[kwarg] = tuple(settings[row]) if isinstance(settings[row], (list, tuple)) else settings[row]
+    return build_encoder(**kwargs)
+
+
+def _make_source(settings: Mapping[str, Any]):
+    from bridge.sources import SourceUnavailable, make_source
+
+    options = {"size": _parse_resolution(settings.get("source_size", "")),
+               "fps": float(settings.get("source_fps", 30.0)),
+               "slide_s": float(settings.get("slide_s", 5.0))}
+    try:
+        return make_source(settings["source"], **options)
+    except ValueError as exc:
+        raise SourceUnavailable(f"source: {exc}") from None
+
+
+def _make_sinks(settings: Mapping[str, Any], engine: Engine) -> list:
+    from bridge.sinks import SinkUnavailable, make_sink
+
+    specs: list[tuple[str, dict]] = []
+    if settings["preview"] and settings["preview"].lower() != "off":
+        specs.append((f"preview:{settings['preview']}", {"status": engine.health, "demo_notice":
+                                                        DEMO_NOTICE if engine.demo else ""}))
+    if settings["record"]:
+        specs.append((f"record:{settings['record']}", {"side_by_side": bool(settings.get("record_input", False)),
+                                                       "fps": float(settings.get("record_fps", 30.0))}))
+    if settings["png_dir"]:
+        specs.append((f"png:{settings['png_dir']}", {}))
+    specs.extend((spec, {"params": engine.params}) for spec in settings["sink"])  # live rows (ndi.*, alpha)
+    sinks = []
+    for spec, options in specs:
+        try:
+            sinks.append(make_sink(spec, **options))
+        except ValueError as exc:
+            raise SinkUnavailable(f"sink {spec!r}: {exc}") from None
+    return sinks
+
+
+def _parse_resolution(text: str) -> tuple[int, int] | None:
+    try:
+        return imageops.parse_size(text or "")
+    except ValueError as exc:
+        raise StartupError(f"resolution: {exc}") from None
