@@ -204,3 +204,28 @@ def test_bare_network_pickle_without_snapshot_dict(tmp_path):
     path.write_bytes(data)
     assert set(read_snapshot(path)) == {"G_ema"}
     _assert_same(load_network(path), load_network(SG2))
+
+
+def test_safetensors_whose_header_length_starts_with_0x80_is_not_taken_for_a_pickle(tmp_path):
+    """The first byte of a safetensors file is its header length's low byte: 0x80 looks like a pickle's PROTO."""
+    from safetensors.torch import save_file
+
+    original = Generator.from_config(TINY_SG2)
+    tensors = {k: v.contiguous() for k, v in original.state_dict().items()}
+    path = tmp_path / "m.safetensors"
+    for pad in range(0, 300):  # grow the metadata until the (8-byte padded) header length ends in 0x80
+        save_file(tensors, str(path), metadata={CONFIG_METADATA_KEY: json.dumps(original.config), "pad": "x" * pad})
+        if path.read_bytes()[0] == 0x80:
+            break
+    assert path.read_bytes()[0] == 0x80
+    assert sniff_format(path) == "safetensors"
+    _assert_same(load_network(path), original, forward=False)
+
+
+def test_pickle_sniff_needs_a_protocol_byte(tmp_path):
+    path = tmp_path / "junk.pkl"
+    path.write_bytes(b"\x80\xff" + bytes(64))
+    with pytest.raises(NetworkLoadError, match="unrecognised file format"):
+        sniff_format(path)
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    assert sniff_format(path) == "pickle"

@@ -36,6 +36,7 @@ CONFIG_METADATA_KEY = "vrbridge_config"  # safetensors metadata entry holding th
 _GENERATOR_ARGS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs",
                    "synthesis_kwargs")
 _DIMS = _GENERATOR_ARGS[:5]
+_PICKLE_PROTOCOLS = (b"\x02", b"\x03", b"\x04", b"\x05")  # PROTO n: what NVIDIA pickles use
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\nl\xfc\x9cF\xf9 j\xa8P\x19"  # pickle of torch's legacy magic number
 
 
@@ -126,10 +127,13 @@ def sniff_format(path: Path) -> str:
         raise NetworkLoadError(f"{path}: empty file")
     if head.startswith(b"PK\x03\x04") or head.startswith(_TORCH_LEGACY_MAGIC):
         return "torch"
-    if head[:1] == b"\x80":
-        return "pickle"
+    # safetensors before pickle: its first byte is the header length's low byte, which is 0x80 (a pickle's
+    # PROTO opcode) for 1 in 32 header sizes (headers are padded to 8 bytes). A pickle's first 8 bytes read
+    # as a length are far larger than any file, so this test never takes a pickle for safetensors.
     if len(head) >= 9 and head[8:9] == b"{" and 8 + int.from_bytes(head[:8], "little") <= size:
         return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in _PICKLE_PROTOCOLS:
+        return "pickle"
     raise NetworkLoadError(f"{path}: unrecognised file format (expected an NVIDIA .pkl, .safetensors or "
                            "a torch .pt/.pth state dict)")
 
