@@ -1,8 +1,11 @@
 """OSCQuery over real HTTP: the tree generated from the parameter table, checked against the shapes of the
-Vidvox proposal (FULL_PATH, CONTENTS, TYPE, RANGE, VALUE, ACCESS, DESCRIPTION, HOST_INFO, ?ATTRIBUTE)."""
+Vidvox proposal (FULL_PATH, CONTENTS, TYPE, RANGE, VALUE, ACCESS, DESCRIPTION, HOST_INFO, ?ATTRIBUTE), and
+its WebSocket LISTEN driven by a real aiohttp client with real OSC coming in over UDP."""
 from __future__ import annotations
 
+import asyncio
 import json
+import socket
 import urllib.error
 import urllib.request
 
@@ -95,8 +98,79 @@ def test_host_info_and_errors(live):
     status, info, _ = _get(base + "/?HOST_INFO")
     assert status == 200 and info["OSC_PORT"] == bridge.server.port and info["OSC_IP"] == "127.0.0.1"
     assert info["OSC_TRANSPORT"] == "UDP" and info["EXTENSIONS"]["VALUE"] is True
-    assert info["EXTENSIONS"]["LISTEN"] is False  # no WebSocket streaming offered
+    assert info["EXTENSIONS"]["LISTEN"] is True  # WebSocket streaming on the same port
     assert _get(base + "/vrb/nope")[0] == 404
     assert _get(base + "/vrb/psi?COLOUR")[0] == 400
     assert _get(base + "/vrb?VALUE")[0] == 204  # a container has no value
     assert _get(base + "/vrb/psi?VALUE")[0] == 200  # and the server is still fine
+
+
+def _listen_for(base: str, script, timeout: float = 10.0):
+    """Run ``script(ws)`` against a LISTEN WebSocket of the server at ``base``."""
+    import aiohttp
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(base.replace("http", "ws") + "/") as ws:
+                return await asyncio.wait_for(script(ws), timeout)
+
+    return asyncio.run(main())
+
+
+def _next_osc(ws):
+    from bridge.osc.codec import decode
+
+    async def receive():
+        message = await ws.receive()
+        assert message.type.name == "BINARY", message
+        packet = decode(message.data)
+        return packet.address, tuple(packet.args)
+
+    return receive()
+
+
+def test_listen_pushes_changes_from_osc_as_osc_packets(live):
+    engine, bridge, base = live
+    osc = SimpleUDPClient("127.0.0.1", bridge.server.port)
+
+    async def script(ws):
+        await ws.send_str(json.dumps({"COMMAND": "LISTEN", "DATA": "/vrb/psi"}))
+        await ws.send_str(json.dumps({"COMMAND": "LISTEN", "DATA": "/vrb/freeze"}))
+        await ws.send_str("not json")  # counted, ignored
+        await ws.send_str(json.dumps({"COMMAND": "LISTEN", "DATA": "/vrb/nope"}))
+        await asyncio.sleep(0.2)  # the commands are read before the changes arrive
+        osc.send_message("/vrb/psi", 0.25)
+        first = await _next_osc(ws)
+        osc.send_message("/vrb/freeze", True)
+        second = await _next_osc(ws)
+        engine.params.set("freeze", False)
+        third = await _next_osc(ws)
+        await ws.send_str(json.dumps({"COMMAND": "IGNORE", "DATA": "/vrb/psi"}))
+        await asyncio.sleep(0.2)
+        osc.send_message("/vrb/psi", 0.5)
+        engine.params.set("freeze", True)
+        fourth = await _next_osc(ws)  # psi is ignored now: the next packet is freeze
+        engine.params.set("freeze", False)
+        return first, second, third, fourth
+
+    bad_before = bridge.oscquery.bad_commands
+    first, second, third, fourth = _listen_for(base, script)
+    assert first[0] == "/vrb/psi" and first[1][0] == pytest.approx(0.25)
+    assert second == ("/vrb/freeze", (True,)) and third == ("/vrb/freeze", (False,))
+    assert fourth == ("/vrb/freeze", (True,))
+    assert bridge.oscquery.bad_commands - bad_before == 2
+
+
+def test_early_disconnects_are_counted_not_traced(live, caplog):
+    _, bridge, base = live
+    port = bridge.oscquery.port
+    before = bridge.oscquery.web.stats()
+    for _ in range(50):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()  # RST before the answer is read
+    assert _get(base + "/vrb/psi?TYPE")[1] == {"TYPE": "f"}  # still serving
+    assert "Traceback" not in caplog.text
+    after = bridge.oscquery.web.stats()
+    assert after["requests"] > before["requests"]

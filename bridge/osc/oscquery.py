@@ -8,25 +8,25 @@ Node attributes: FULL_PATH, CONTENTS (containers), TYPE (OSC type tags), ACCESS 
 2 = write-only action), VALUE (array; live from the ParamStore), RANGE ([{MIN, MAX}] per value, or
 [{VALS: [...]}] for a choice), CLIPMODE ("both" for clamping rows, "none" for rejecting ones), UNIT,
 DESCRIPTION. Only live parameters are in the tree: start-up settings are not OSC addresses.
-WebSocket LISTEN is not offered (HOST_INFO says so): clients poll, or read telemetry.
+WebSocket LISTEN is offered on the same port (see :class:`OscQueryServer`); HOST_INFO says so.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import threading
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
 
 from bridge import APP_NAME
-from bridge.params import OSC_ROOT, PARAMS, Param, ParamStore
+from bridge.osc.codec import encode_message
+from bridge.params import OSC_ROOT, PARAMS, PARAMS_BY_ADDRESS, PARAMS_BY_NAME, Param, ParamStore
 
 log = logging.getLogger(__name__)
 
 EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "TAGS": False,
-              "CLIPMODE": True, "UNIT": True, "CRITICAL": False, "LISTEN": False, "PATH_CHANGED": False}
+              "CLIPMODE": True, "UNIT": True, "CRITICAL": False, "LISTEN": True, "PATH_CHANGED": False}
 ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "ACCESS", "VALUE", "RANGE", "CLIPMODE", "UNIT", "DESCRIPTION")
 
 
@@ -92,20 +92,46 @@ def find_node(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
 
 
 class OscQueryServer:
-    """The HTTP side of OSCQuery, on its own threads (a service)."""
+    """The HTTP side of OSCQuery and its WebSocket LISTEN, on one aiohttp loop thread (a service).
+
+    LISTEN (the proposal's WebSocket extension): a client opens a WebSocket on this same host and port and
+    sends text frames ``{"COMMAND": "LISTEN", "DATA": "/vrb/psi"}`` (``IGNORE`` to stop); from then on every
+    change of that parameter, from any writer, arrives as a binary frame holding one OSC message
+    (``/vrb/psi ,f 0.5``). Changes are coalesced per client (the newest value of each address wins), so a
+    slow client gets fewer updates, never an unbounded queue; one that does not read is dropped.
+    """
 
     kind = "oscquery"
+    MAX_LISTENERS = 64  # WebSocket clients at once
+    MAX_PATHS = 1024  # paths one client may listen to
 
     def __init__(self, store: ParamStore, host: str, port: int,
                  osc_endpoint: Callable[[], tuple[str, int | None]] = lambda: ("", None)):
-        """``osc_endpoint()`` gives the control server's (host, port) at request time (bound after start)."""
+        """``osc_endpoint()`` gives the control server's (host, port) at request time (bound after start).
+        The port is bound here: a busy port is a one-line error before the slow start-up."""
+        from bridge.web.server import WebServer
+
         self.store = store
-        self.host, self.port = host, port
+        self.host = host
         self.osc_endpoint = osc_endpoint
-        self.requests = 0
         self.errors = 0
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self.pushed = 0
+        self.bad_commands = 0
+        self._clients: dict[Any, _Listener] = {}
+        try:
+            self.web = WebServer("oscquery", host, port)
+        except OSError as exc:
+            from bridge.cli import UserError
+
+            raise UserError(f"oscquery: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                            f"choose another with --oscquery {host}:PORT or --oscquery off") from None
+        self.port = self.web.port
+        self.web.app.router.add_get("/{tail:.*}", self._get)
+        self.web.on_stop(self._close_listeners)
+
+    @property
+    def requests(self) -> int:
+        return self.web.counts["requests"]
 
     def host_info(self) -> dict[str, Any]:
         info = {"NAME": APP_NAME, "OSC_TRANSPORT": "UDP", "EXTENSIONS": dict(EXTENSIONS)}
@@ -131,52 +157,132 @@ class OscQueryServer:
             return HTTPStatus.NO_CONTENT, None
         return HTTPStatus.OK, {query: node[query]}
 
+    # -- HTTP --------------------------------------------------------------------------------------------
+    async def _get(self, request):
+        from aiohttp import web
+
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._listen(request)
+        try:
+            status, body = self.answer(request.path_qs)
+        except Exception as exc:  # noqa: BLE001 - a bad request must not kill the server
+            self.errors += 1
+            status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(exc)}
+        if body is None:
+            return web.Response(status=status)
+        return web.Response(status=status, body=json.dumps(body).encode("utf-8"),
+                            headers={"Content-Type": "application/json"})
+
+    # -- LISTEN ------------------------------------------------------------------------------------------
+    async def _listen(self, request):
+        from aiohttp import WSMsgType, web
+
+        if len(self._clients) >= self.MAX_LISTENERS:
+            return web.Response(status=503, text="too many LISTEN clients\n")
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)
+        await ws.prepare(request)
+        client = _Listener(ws)
+        self._clients[ws] = client
+        sender = asyncio.ensure_future(self._send_loop(client))
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    self._command(client, message.data)
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._clients.pop(ws, None)
+            client.wake()
+            sender.cancel()
+        return ws
+
+    def _command(self, client: "_Listener", text: str) -> None:
+        """One LISTEN / IGNORE command; anything else is counted and ignored."""
+        try:
+            command = json.loads(text)
+            verb, path = command["COMMAND"], command["DATA"]
+            param = PARAMS_BY_ADDRESS.get(path) if isinstance(path, str) else None
+            if verb not in ("LISTEN", "IGNORE") or param is None or not param.live or param.kind == "action":
+                raise ValueError(path)
+        except (ValueError, KeyError, TypeError):
+            self.bad_commands += 1
+            return
+        if verb == "IGNORE":
+            client.paths.discard(path)
+        elif len(client.paths) < self.MAX_PATHS:
+            client.paths.add(path)
+
+    def _on_change(self, name: str, value: Any, source: str) -> None:
+        """A ParamStore listener (any thread): hand the change to the loop."""
+        if self._clients:
+            self.web.call_soon(self._queue_change, name, value)
+
+    def _queue_change(self, name: str, value: Any) -> None:
+        param = PARAMS_BY_NAME.get(name)
+        if param is None or param.kind == "action":
+            return
+        address = param.osc_address
+        for client in self._clients.values():
+            if address in client.paths:
+                client.pending[address] = (param, value)
+                client.wake()
+
+    async def _send_loop(self, client: "_Listener") -> None:
+        while not client.ws.closed:
+            await client.event.wait()
+            client.event.clear()
+            pending, client.pending = client.pending, {}
+            for address, (param, value) in pending.items():
+                packet = encode_message(address, osc_args(param, value), osc_tags(param, value))
+                try:
+                    await asyncio.wait_for(client.ws.send_bytes(packet), self.web.write_timeout)
+                except (asyncio.TimeoutError, ConnectionError):
+                    await client.ws.close()
+                    return
+                self.pushed += 1
+
+    async def _close_listeners(self) -> None:
+        for ws in list(self._clients):
+            await ws.close()
+
     # -- service ---------------------------------------------------------------------------------------
     def start(self) -> None:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = f"{APP_NAME}-oscquery"
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                owner.requests += 1
-                try:
-                    status, body = owner.answer(self.path)
-                except Exception as exc:  # noqa: BLE001 - a bad request must not kill the server
-                    owner.errors += 1
-                    status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(exc)}
-                data = b"" if body is None else json.dumps(body).encode("utf-8")
-                self.send_response(status)
-                if body is not None:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, fmt: str, *args: Any) -> None:
-                log.debug("oscquery: " + fmt, *args)
-
-        try:
-            self._httpd = ThreadingHTTPServer((self.host, self.port), Handler)
-        except OSError as exc:
-            from bridge.cli import UserError
-
-            raise UserError(f"oscquery: cannot listen on {self.host}:{self.port} ({exc.strerror or exc})") from None
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name="oscquery", daemon=True)
-        self._thread.start()
+        self.store.add_listener(self._on_change)
+        self.web.start()
         log.info("OSCQuery on http://%s:%d/", self.host, self.port)
 
     def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
+        self.store.remove_listener(self._on_change)
+        self.web.close()
 
     def stats(self) -> dict[str, Any]:
-        return {"requests": self.requests, "errors": self.errors, "port": self.port}
+        return {"requests": self.requests, "errors": self.errors, "port": self.port,
+                "listeners": len(self._clients), "pushed": self.pushed, "bad_commands": self.bad_commands,
+                "http": self.web.stats()}
 
     def describe(self) -> str:
-        return f"oscquery http://{self.host}:{self.port}/"
+        return f"oscquery http://{self.host}:{self.port}/ (WebSocket LISTEN on the same port)"
+
+
+class _Listener:
+    """One LISTEN WebSocket: the paths it listens to and the newest unsent value of each."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.paths: set[str] = set()
+        self.pending: dict[str, tuple[Param, Any]] = {}
+        self.event = asyncio.Event()
+
+    def wake(self) -> None:
+        self.event.set()
+
+
+def osc_args(param: Param, value: Any) -> list:
+    """A stored value as OSC arguments (the same shape as the parameter's OSC input)."""
+    return list(value) if param.kind == "int2" else [value]
+
+
+def osc_tags(param: Param, value: Any) -> str:
+    if param.kind == "bool":
+        return "T" if value else "F"
+    return param.osc_typetags

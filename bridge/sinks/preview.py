@@ -1,113 +1,120 @@
 """The preview web server: watch the output (and the camera input) in any browser on this machine.
 
     /              a small page: output stream and camera input side by side, fps and stage timings,
-                   and a plain banner when the untrained demo network is running
+                   and a plain banner when the untrained demo network is running (links to /control)
     /stream.mjpg   the output as multipart MJPEG (latest frame wins)
     /input.mjpg    the camera input the same way
     /snapshot.jpg  the newest output frame;  /input.jpg  the newest input frame
     /status.json   the engine's health (fps, stage ms, dropped frames, errors, sinks)
 
 Default address 127.0.0.1:7780 (``--preview HOST:PORT``; ``--preview off`` disables it). The port is bound
-when the sink is built, so a busy port is a one-line start-up error, not a silent failure later.
+when the sink is built, so a busy port is a one-line start-up error, not a silent failure later. It is served
+by :class:`bridge.web.server.WebServer` (aiohttp: one event-loop thread, bounded connections, idle and
+slow-client timeouts); other surfaces (the control panel) add their routes with :meth:`PreviewSink.add_routes`.
+Beyond localhost the rules of :mod:`bridge.web.access` apply (token or allow-list).
 
-Why it never slows rendering: ``publish`` only drops the frame in a box; JPEG encoding happens lazily on the
-HTTP threads, at most once per frame and only when someone is watching, and every client thread waits for
-the newest frame, so a slow client just skips frames.
+Why it never slows rendering: ``publish`` only drops the frame in a box and wakes the streams; JPEG encoding
+happens on the server's small worker pool, at most once per frame and only when someone is watching, and
+every stream waits for the newest frame, so a slow client just skips frames.
 """
 from __future__ import annotations
 
+import asyncio
 import html
-import ipaddress
 import json
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import numpy as np
+from aiohttp import web
 
 from bridge import imageops
 from bridge.endpoints import split_endpoint
 from bridge.frames import RenderedFrame
 from bridge.sinks.base import Sink, SinkUnavailable
+from bridge.web.access import COOKIE, HEADER, Access
+from bridge.web.server import WebServer
 
 log = logging.getLogger(__name__)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7780
 BOUNDARY = "vrbframe"
 JPEG_QUALITY = 80
+CONTROL_PATHS = ("/control/ws",)  # requests that change values (the rest only view)
 
 
 class PreviewSink(Sink):
     kind = "preview"
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                 status: Callable[[], dict] | None = None, demo_notice: str = "") -> None:
+                 status: Callable[[], dict] | None = None, demo_notice: str = "",
+                 access: Access | None = None, **server_options: Any) -> None:
         super().__init__(f"{host}:{port}")
         self.host = host
         self.status_fn = status
         self.demo_notice = demo_notice
+        self.access = access or Access.for_host(host)
         self.clients = 0
         self.jpegs_encoded = 0
-        self._cond = threading.Condition()
+        self.denied = 0
+        self.links: list[tuple[str, str]] = []
+        self._lock = threading.Lock()
         self._frame: RenderedFrame | None = None
         self._seq = 0
         self._jpeg: dict[str, tuple[int, bytes]] = {}
         self._encode_lock = threading.Lock()
-        self._closing = False
+        self._frame_waiter: asyncio.Future | None = None
         try:
-            self.server = ThreadingHTTPServer((host, port), _handler_for(self))
+            self.web = WebServer("preview", host, port, **server_options)
         except OSError as exc:
             raise SinkUnavailable(f"preview: cannot listen on {host}:{port} ({exc.strerror or exc}); "
                                   f"choose another with --preview {host}:PORT or --preview off") from None
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
+        self.port = self.web.port
         self.name = f"{host}:{self.port}"
-        self._server_thread: threading.Thread | None = None
+        self.web.app.middlewares.append(self._check_access)
+        self.web.on_stop(self._wake_streams_async)
+        routes = [("/", self._page), ("/index.html", self._page), ("/status.json", self._status),
+                  ("/stream.mjpg", self._stream), ("/input.mjpg", self._stream),
+                  ("/snapshot.jpg", self._still), ("/input.jpg", self._still)]
+        for path, handler in routes:
+            self.web.app.router.add_get(path, handler)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
+    def add_routes(self, routes: list[web.RouteDef], link: tuple[str, str] | None = None) -> None:
+        """More pages on this server (before start); ``link`` = (path, label) shown on the preview page."""
+        self.web.app.router.add_routes(routes)
+        if link:
+            self.links.append(link)
+
     def start(self) -> None:
         super().start()
-        self._server_thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1},
-                                               name="preview-http", daemon=True)
-        self._server_thread.start()
+        self.web.start()
 
     def _send(self, frame: RenderedFrame) -> None:
-        with self._cond:
+        with self._lock:
             self._frame = frame
             self._seq += 1
-            self._cond.notify_all()
+        self.web.call_soon(self._wake_streams)
 
     def close(self, timeout: float = 1.0) -> None:
-        with self._cond:
-            self._closing = True
-            self._cond.notify_all()
-        if self._server_thread is not None:
-            self.server.shutdown()
-        self.server.server_close()
+        self.web.close(timeout=max(timeout, 1.0))
         super().close(timeout)
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "url": self.url, "clients": self.clients, "jpegs": self.jpegs_encoded}
+        return {**super().stats(), "url": self.url, "clients": self.clients, "jpegs": self.jpegs_encoded,
+                "denied": self.denied, "http": self.web.stats()}
 
     def describe(self) -> str:
         return f"preview {self.url} (MJPEG /stream.mjpg, /snapshot.jpg)"
 
-    # -- used by the HTTP threads ---------------------------------------------------------------
-    def wait_jpeg(self, which: str, after: int, timeout: float) -> tuple[int, bytes | None]:
-        """The newest frame's JPEG once it is newer than ``after`` (or (after, None) on timeout / close)."""
-        with self._cond:
-            self._cond.wait_for(lambda: self._seq > after or self._closing, timeout)
-            if self._seq <= after or self._closing:
-                return after, None
-        return self.jpeg(which)
-
+    # -- frames -----------------------------------------------------------------------------------------
     def jpeg(self, which: str = "output") -> tuple[int, bytes | None]:
-        """(seq, JPEG bytes) of the newest output or input picture; encoded once per frame."""
-        with self._cond:
+        """(seq, JPEG bytes) of the newest output or input picture; encoded once per frame (any thread)."""
+        with self._lock:
             seq, frame = self._seq, self._frame
         if frame is None:
             return seq, None
@@ -123,14 +130,84 @@ class PreviewSink(Sink):
             self._jpeg[which] = (seq, data)
             return seq, data
 
+    def _wake_streams(self) -> None:
+        waiter, self._frame_waiter = self._frame_waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _wake_streams_async(self) -> None:
+        self._wake_streams()
+
+    async def _next_frame(self, after: int, timeout: float = 1.0) -> None:
+        """Return once a frame newer than ``after`` is in (or after ``timeout``)."""
+        if self._seq > after:
+            return
+        if self._frame_waiter is None:
+            self._frame_waiter = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._frame_waiter), timeout)
+        except asyncio.TimeoutError:
+            pass
+
     @property
     def closing(self) -> bool:
-        return self._closing
+        return self.web.stopping
 
     def status(self) -> dict[str, Any]:
         status = dict(self.status_fn()) if self.status_fn else {}
         status.setdefault("notice", self.demo_notice)
         return status
+
+    # -- HTTP ------------------------------------------------------------------------------------------------
+    @web.middleware
+    async def _check_access(self, request: web.Request, handler):
+        given = request.query.get("token") or request.headers.get(HEADER) or request.cookies.get(COOKIE)
+        control = request.path in CONTROL_PATHS
+        if not self.access.allowed(request.remote, given, control):
+            self.denied += 1
+            what = "control" if control else "viewing"
+            raise web.HTTPForbidden(text=f"{what} from {request.remote} needs the control token "
+                                         f"(?token=...) or an allow-listed address\n")
+        response = await handler(request)
+        if not self.access.local and request.query.get("token") and self.access.token_ok(given) \
+                and not response.prepared:
+            response.set_cookie(COOKIE, given, httponly=True, samesite="Strict")
+        return response
+
+    async def _still(self, request: web.Request) -> web.Response:
+        which = "input" if request.path == "/input.jpg" else "output"
+        _, data = await self.web.run_blocking(self.jpeg, which)
+        if data is None:
+            return web.Response(status=503, text=f"no {which} frame yet\n", headers={"Retry-After": "1"})
+        return web.Response(body=data, content_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        body = json.dumps(await self.web.run_blocking(self.status), default=str)
+        return web.Response(text=body, content_type="application/json", headers={"Cache-Control": "no-store"})
+
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=render_page(self.demo_notice, self.links), content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        which = "input" if request.path == "/input.mjpg" else "output"
+        response = web.StreamResponse(headers={"Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                                               "Cache-Control": "no-store"})
+        response.force_close()
+        await response.prepare(request)
+        self.clients += 1
+        try:
+            sent = -1
+            while not self.web.stopping:
+                seq, data = await self.web.run_blocking(self.jpeg, which)
+                if data is not None and seq != sent:
+                    await self.web.write(response, f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                                                   f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
+                    sent = seq
+                await self._next_frame(seq)
+        finally:
+            self.clients -= 1
+        return response
 
 
 def encode_jpeg(rgb: np.ndarray) -> bytes:
@@ -142,82 +219,10 @@ def encode_jpeg(rgb: np.ndarray) -> bytes:
     return buf.tobytes()
 
 
-def _handler_for(sink: PreviewSink):
-    class Handler(PreviewHandler):
-        pass
-
-    Handler.sink = sink
-    return Handler
-
-
-class PreviewHandler(BaseHTTPRequestHandler):
-    sink: PreviewSink
-    protocol_version = "HTTP/1.1"
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        path = self.path.split("?", 1)[0]
-        routes = {"/": self._page, "/index.html": self._page, "/stream.mjpg": lambda: self._stream("output"),
-                  "/input.mjpg": lambda: self._stream("input"), "/snapshot.jpg": lambda: self._still("output"),
-                  "/input.jpg": lambda: self._still("input"), "/status.json": self._status}
-        route = routes.get(path)
-        if route is None:
-            self._reply(404, "text/plain", b"not found: try / /stream.mjpg /snapshot.jpg /status.json\n")
-            return
-        try:
-            route()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-    def _reply(self, code: int, ctype: str, body: bytes, extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        for key, value in (extra or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _still(self, which: str) -> None:
-        _, data = self.sink.jpeg(which)
-        if data is None:
-            self._reply(503, "text/plain", f"no {which} frame yet\n".encode(), {"Retry-After": "1"})
-            return
-        self._reply(200, "image/jpeg", data)
-
-    def _status(self) -> None:
-        body = json.dumps(self.sink.status(), default=str).encode()
-        self._reply(200, "application/json", body)
-
-    def _page(self) -> None:
-        self._reply(200, "text/html; charset=utf-8", render_page(self.sink.demo_notice).encode())
-
-    def _stream(self, which: str) -> None:
-        self.send_response(200)
-        self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("Connection", "close")
-        self.end_headers()
-        self.close_connection = True
-        self.sink.clients += 1
-        try:
-            seq, data = self.sink.jpeg(which)  # the current picture straight away
-            while not self.sink.closing:
-                if data is not None:
-                    self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                                     f"Content-Length: {len(data)}\r\n\r\n".encode() + data + b"\r\n")
-                    self.wfile.flush()
-                seq, data = self.sink.wait_jpeg(which, seq, timeout=1.0)
-        finally:
-            self.sink.clients -= 1
-
-    def log_message(self, fmt: str, *args) -> None:
-        log.debug("preview %s " + fmt, self.address_string(), *args)
-
-
-def render_page(demo_notice: str) -> str:
+def render_page(demo_notice: str, links: list[tuple[str, str]] = ()) -> str:
     banner = (f'<p id="demo" class="demo">{html.escape(demo_notice)}</p>' if demo_notice else "")
-    return PAGE.replace("{banner}", banner)
+    nav = " ".join(f'<a href="{html.escape(path)}">{html.escape(label)}</a>' for path, label in links)
+    return PAGE.replace("{banner}", banner).replace("{nav}", nav)
 
 
 PAGE = """<!doctype html>
@@ -230,9 +235,9 @@ PAGE = """<!doctype html>
  #output{width:min(55vw,78vh);height:auto}
  #input{max-width:38vw;max-height:60vh}
  .demo{background:#5a3b00;color:#ffd27f;padding:8px;border-radius:4px}
- #status{font-family:monospace;white-space:pre;color:#9c9}
+ a{color:#8cf} #status{font-family:monospace;white-space:pre;color:#9c9}
 </style></head><body>
-<h3>vrbridge preview</h3>
+<h3>vrbridge preview <small>{nav}</small></h3>
 {banner}
 <div class="row">
  <figure><figcaption>output <span id="output-size"></span></figcaption><img id="output" src="/stream.mjpg" alt="output stream"></figure>
@@ -273,12 +278,20 @@ def parse_address(arg: str) -> tuple[str, int]:
         raise SinkUnavailable(f"preview: {arg!r} is not HOST:PORT (port 0-65535), e.g. 127.0.0.1:7780, or off") from None
 
 
-def make(arg: str = "", status: Callable[[], dict] | None = None, demo_notice: str = "", **_options) -> PreviewSink:
+def make(arg: str = "", status: Callable[[], dict] | None = None, demo_notice: str = "", token: str = "",
+         allow=(), public_view: bool = False, **_options) -> PreviewSink:
+    """The preview sink; beyond localhost, control (and viewing unless ``public_view``) needs ``token``
+    (made up and printed when not given) or an address in ``allow``."""
     host, port = parse_address(arg)
     try:
-        if not ipaddress.ip_address(host).is_loopback:
-            log.warning("preview listens on %s: reachable from other machines on the network", host)
-    except ValueError:
-        if host != "localhost":
-            log.warning("preview listens on %s: may be reachable from other machines", host)
-    return PreviewSink(host, port, status=status, demo_notice=demo_notice)
+        access = Access.for_host(host, token=token, allow=allow, public_view=public_view)
+    except ValueError as exc:
+        raise SinkUnavailable(f"preview: {exc}") from None
+    sink = PreviewSink(host, port, status=status, demo_notice=demo_notice, access=access)
+    if not access.local:
+        shown = "localhost" if host in ("0.0.0.0", "::") else host
+        log.warning("preview listens on %s: reachable from other machines; %s needs the token: "
+                    "http://%s:%d/control?token=%s%s", host, "control" if public_view else "viewing and control",
+                    shown, sink.port, access.token,
+                    f" (or from {', '.join(access.allow)})" if access.allow else "")
+    return sink
