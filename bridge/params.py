@@ -241,21 +241,32 @@ PARAMS: tuple[Param, ...] = (
        group="encoder"),
     _P("latent.hold", "bool", False, "Stop following the camera: keep the current latents.", group="encoder"),
     # start-up settings of the encoder (kept with their section; live=False)
-    _P("encoder_backbone", "enum", "vgg16", "Frozen CNN of the visual encoder.",
-       choices=("vgg16",), group="startup", live=False, telemetry=False),
+    _P("encoder_backbone", "enum", "auto",
+       "Frozen network of the visual encoder: vgg16 (the paper's), mobilenet_v3_large, efficientnet_b0 "
+       "(torchvision's ImageNet weights) or dinov2_vits14 (Meta's self-supervised ViT-S/14); auto = vgg16, "
+       "or the demo encoder's network in the embedded demo (its start-up line says which).",
+       choices=("auto", "vgg16", "mobilenet_v3_large", "efficientnet_b0", "dinov2_vits14"),
+       group="startup", live=False, telemetry=False),
     _P("encoder_weights", "str", "",
-       "Encoder weights file (torchvision's vgg16-397923af.pth, or .safetensors); empty = torch's hub cache.",
+       "Encoder weights file (torchvision's vgg16-397923af.pth, mobilenet_v3_large-5c1a4163.pth, "
+       "efficientnet_b0_rwightman-7f5810bc.pth, Meta's dinov2_vits14_pretrain.pth, or .safetensors); "
+       "empty = torch's hub cache.",
        group="startup", live=False, telemetry=False),
     _P("allow_download", "bool", False,
-       "Allow fetching the encoder weights (528 MB, hash-checked) into torch's hub cache when none are found.",
+       "Allow fetching the encoder weights (VGG16 528 MB, the others 21-85 MB; torchvision's hash-checked) "
+       "into torch's hub cache when none are found.",
        group="startup", live=False, telemetry=False),
-    _P("encoder_taps", "list", ("conv4_1",),
-       "Encoder taps, each TAP or TAP:WEIGHT (Eq. 2), e.g. conv4_1:0.7 conv5_1:0.3; convB_L is after ReLU, "
-       "convB_L_pre before; also poolN, avgpool, fc1, fc2, fc3.",
+    _P("encoder_taps", "list", (),
+       "Encoder taps, each TAP or TAP:WEIGHT (Eq. 2); empty = the backbone's default (marked *). "
+       "vgg16: conv4_1*, convB_L (after ReLU), convB_L_pre, poolN, avgpool, fc1, fc2, fc3; "
+       "mobilenet_v3_large: block0-block16 (block12* ends the stride-16 stage), fc1, logits; "
+       "efficientnet_b0: stage0-stage8 (stage5*), logits; "
+       "dinov2_vits14: patch1-patch12 (patch tokens of block N on the 14 px grid; patch12*), cls1-cls12.",
        group="startup", live=False, telemetry=False),
     _P("encoder_size", "str", "",
        "Encode resolution WxH the frame is cropped to the aspect of and resized to; empty = 426x320 "
-       "(the paper's 4:3), or 128x96 in the embedded demo (interactive on a small CPU).",
+       "(the paper's 4:3), or the demo encoder's size in the embedded demo (interactive on a small CPU). "
+       "dinov2_vits14 rounds each side down to a multiple of 14.",
        group="startup", live=False, telemetry=False),
     # ---- hands / manipulations -------------------------------------------------------------------
     # "left"/"right" are the performer's own hands; see bridge/tracking/__init__.py for the conventions.
@@ -407,7 +418,7 @@ PARAMS: tuple[Param, ...] = (
     _P("slide_s", "float", 5.0, "Seconds each picture of an images:DIR slideshow stays up.",
        min=0.05, max=3600.0, out_of_range="reject", unit="s", group="startup", live=False, telemetry=False),
     _P("demo_encoder", "bool", False,
-       "Use the random-init demo encoder when no VGG16 weights are found, also with a real --network "
+       "Use the random-init demo encoder when no encoder weights are found, also with a real --network "
        "(always on for the embedded demo network). For trying a model before the weights are in place.",
        group="startup", live=False, telemetry=False),
     _P("sink", "list", (), "Extra sinks, each kind:NAME (spout:NAME, syphon:NAME, ndi:NAME).",

@@ -212,6 +212,6 @@ def test_backbone_registry_and_param_table_agree(make):
     from bridge.encoder import BACKBONES
     from bridge.params import PARAMS_BY_NAME
 
-    assert PARAMS_BY_NAME["encoder_backbone"].choices == tuple(BACKBONES)
+    assert PARAMS_BY_NAME["encoder_backbone"].choices == ("auto",) + tuple(BACKBONES)
     expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
     assert make(device="auto").device.type == expected

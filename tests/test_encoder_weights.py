@@ -182,3 +182,63 @@ def test_download_with_wrong_hash_is_refused(tmp_path, empty_hub):
         with pytest.raises(EncoderError, match="could not download .*invalid hash value"):
             find_weights(spec, allow_download=True)
     assert not hub_cache_path(spec).exists()
+
+
+OTHER_BACKBONES = {  # name -> (file in the hub cache, host of the published URL)
+    "mobilenet_v3_large": ("mobilenet_v3_large-5c1a4163.pth", "download.pytorch.org"),
+    "efficientnet_b0": ("efficientnet_b0_rwightman-7f5810bc.pth", "download.pytorch.org"),
+    "dinov2_vits14": ("dinov2_vits14_pretrain.pth", "dl.fbaipublicfiles.com"),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_BACKBONES)
+def test_other_backbones_find_weights_like_vgg16(name, empty_hub, no_network, caplog):
+    from bridge.encoder.backbone import backbone_class
+    from bridge.encoder.backbone import random_state_dict as any_random_state_dict
+
+    filename, host = OTHER_BACKBONES[name]
+    cls = backbone_class(name)
+    assert cls.weights_spec.filename == filename and cls.weights_spec.url.endswith("/" + filename)
+    with pytest.raises(EncoderError) as info:
+        build_encoder(backbone=name)
+    message = str(info.value)
+    assert "\n" not in message and str(empty_hub / "checkpoints" / filename) in message
+    assert cls.weights_spec.url in message and "--allow-download" in message
+    assert no_network == []
+    with pytest.raises(EncoderError, match=f"could not download https://{host}/"):
+        build_encoder(backbone=name, allow_download=True)
+    assert ("getaddrinfo", host) in no_network
+    assert not (empty_hub / "checkpoints" / filename).exists()
+    # a file in the hub cache (under the current name, or an older release's) is used, offline
+    state = any_random_state_dict(cls, seed=1)
+    for cached_name in (filename, *cls.weights_spec.also_cached):
+        cached = empty_hub / "checkpoints" / cached_name
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(state, cached)
+        enc = build_encoder(backbone=name, encode_size=(70, 56), demo=True)
+        assert not enc.is_demo and f"hub cache {cached}" in enc.describe()
+        cached.unlink()
+    attempts = len(no_network)
+    assert build_encoder(backbone=name, encode_size=(70, 56), demo=True).is_demo
+    assert len(no_network) == attempts  # the demo fallback does not download either
+
+
+def test_a_file_without_a_hash_in_its_name_is_checked_by_its_full_digest_when_known(tmp_path, empty_hub, caplog):
+    served = tmp_path / "served"
+    served.mkdir()
+    torch.save({"w": torch.ones(3)}, served / "plain_pretrain.pth")  # Meta-style name: no hash in it
+    digest = hashlib.sha256((served / "plain_pretrain.pth").read_bytes()).hexdigest()
+    with _Server(served) as server:
+        url = f"http://127.0.0.1:{server.port}/plain_pretrain.pth"
+        wrong = WeightsSpec(filename="plain_pretrain.pth", url=url, description="plain", sha256="0" * 64)
+        with pytest.raises(EncoderError, match="invalid hash value"):
+            find_weights(wrong, allow_download=True)
+        assert not hub_cache_path(wrong).exists()  # the refused file is not left in the cache
+        unpinned = WeightsSpec(filename="plain_pretrain.pth", url=url, description="plain")
+        with caplog.at_level("INFO", logger="bridge.encoder.weights"):
+            found = find_weights(unpinned, allow_download=True)
+        assert found.origin == "download" and torch.equal(found.state["w"], torch.ones(3))
+        assert "gives no checksum" in caplog.text and digest in caplog.text
+        hub_cache_path(unpinned).unlink()
+        pinned = WeightsSpec(filename="plain_pretrain.pth", url=url, description="plain", sha256=digest)
+        assert find_weights(pinned, allow_download=True).origin == "download"

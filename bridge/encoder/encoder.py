@@ -33,7 +33,23 @@ from bridge.params import PARAMS_BY_NAME
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODE_SIZE = (426, 320)  # the paper's 4:3
-DEMO_ENCODE_SIZE = (128, 96)  # ~80 ms per frame to conv4_1 on one core here: the demo stays interactive (bench encoder)
+DEFAULT_BACKBONE = "vgg16"  # the paper's
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoEncoder:
+    """What the random-init demo encoder runs when the user leaves backbone / taps / size to us."""
+
+    backbone: str
+    taps: tuple[str, ...]
+    size: tuple[int, int]
+    why: str
+
+
+# Chosen with ``vrbridge bench encoder`` (BENCHMARKS.md, "Encoder backbones"): the liveliest z for the moving
+# test pattern and real photos at the best frame rate of the embedded demo on a small CPU.
+DEMO_ENCODER = DemoEncoder("vgg16", ("conv4_1",), (128, 96), "to be measured")
+DEMO_ENCODE_SIZE = DEMO_ENCODER.size
 MAX_ENCODE_SIDE = 4096
 
 # the live parameters the encoder reads; defaults come from the one table in bridge.params
@@ -52,7 +68,7 @@ def parse_taps(taps: Sequence[str] | str, tap_weights: Sequence[float] | None = 
     """``("conv4_1:0.7", "conv5_1:0.3")`` or names plus ``tap_weights`` -> Taps. Unweighted taps share 1 equally."""
     items = [taps] if isinstance(taps, str) else list(taps)
     if not items:
-        raise EncoderError("no encoder taps given (e.g. conv4_1)")
+        raise EncoderError("no encoder taps given (e.g. conv4_1, or block12 for mobilenet_v3_large)")
     names, weights = [], []
     for item in items:
         name, _, weight = str(item).partition(":")
@@ -84,7 +100,7 @@ def _tap_weight(item: Any, weight: Any) -> float:
 def parse_encode_size(size: Sequence[int] | str | None, demo: bool, min_side: int) -> tuple[int, int]:
     """(width, height) from a pair, ``"WxH"``, or None/"" (the default for this mode)."""
     if size is None or (isinstance(size, str) and not size.strip()):
-        return DEMO_ENCODE_SIZE if demo else DEFAULT_ENCODE_SIZE
+        return DEMO_ENCODER.size if demo else DEFAULT_ENCODE_SIZE
     if isinstance(size, str):
         from bridge.imageops import parse_size
 
@@ -101,21 +117,27 @@ def parse_encode_size(size: Sequence[int] | str | None, demo: bool, min_side: in
     return width, height
 
 
-def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), tap_weights: Sequence[float] | None = None,
-                  weights: str | None = None, allow_download: bool = False, demo: bool = False,
-                  device: str | torch.device = "cpu", encode_size: Sequence[int] | str | None = None,
-                  backbone: str = "vgg16") -> VisualEncoder:
+def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
+                  tap_weights: Sequence[float] | None = None, weights: str | None = None,
+                  allow_download: bool = False, demo: bool = False, device: str | torch.device = "cpu",
+                  encode_size: Sequence[int] | str | None = None, backbone: str = "auto") -> VisualEncoder:
     """Build a ready encoder, or raise EncoderError with one line saying what is wrong and how to fix it.
 
+    ``backbone`` "auto" is VGG16 (the paper's), or DEMO_ENCODER's network when ``demo`` is set. ``taps``
+    None/empty = the backbone's DEFAULT_TAPS (DEMO_ENCODER's taps for its network in the demo).
     Weights: ``weights`` (a file) if given; else torch's hub cache; else, only if ``allow_download``, the
     published file. ``demo=True`` allows one more fallback when no file was named and the others give
     nothing usable: a seeded random-init network, flagged by ``is_demo``, ``describe()`` and a log warning.
     Real weights are used in the demo too whenever they are there. ``encode_size`` (width, height) or "WxH";
-    None/"" = 426x320 (the paper's 4:3), or DEMO_ENCODE_SIZE (128x96) when ``demo`` is set, to stay interactive.
+    None/"" = 426x320 (the paper's 4:3), or DEMO_ENCODER's size when ``demo`` is set, to stay interactive;
+    a ViT then takes the largest size of multiples of its patch within it (426x320 -> 420x308 for DINOv2).
     """
     if not isinstance(z_dim, (int, np.integer)) or isinstance(z_dim, bool) or z_dim < 1:
         raise EncoderError(f"z_dim must be a positive integer, got {z_dim!r}")
-    cls = backbone_class(backbone)
+    name = (DEMO_ENCODER.backbone if demo else DEFAULT_BACKBONE) if backbone in ("auto", "", None) else backbone
+    cls = backbone_class(name)
+    if not taps:
+        taps = DEMO_ENCODER.taps if demo and name == DEMO_ENCODER.backbone else cls.DEFAULT_TAPS
     tap_list = parse_taps(taps, tap_weights)
     cls.check_taps([t.name for t in tap_list])
     try:
@@ -123,11 +145,15 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str = ("conv4_1",), ta
     except DeviceUnavailable as exc:
         raise EncoderError(f"encoder {exc}") from None
     size = parse_encode_size(encode_size, demo=demo, min_side=cls.min_size)  # cheap checks before the weights
+    fitted = cls.fit_size(*size)
+    if fitted != size:
+        log.info("encoder: %s takes multiples of %d pixels: encoding at %dx%d instead of %dx%d",
+                 name, cls.size_multiple, *fitted, *size)
     model = cls([t.name for t in tap_list])
     source, random_init = _load_weights(model, cls, weights, allow_download, demo)
     # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
     model = model.to(device=dev, memory_format=torch.channels_last)
-    return VisualEncoder(model, int(z_dim), tap_list, size, dev, source, is_demo=random_init)
+    return VisualEncoder(model, int(z_dim), tap_list, fitted, dev, source, is_demo=random_init)
 
 
 def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, allow_download: bool,

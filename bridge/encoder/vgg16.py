@@ -25,7 +25,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from bridge.encoder.backbone import Backbone, EncoderError, WeightsSpec
+from bridge.encoder import backbone as _backbone
+from bridge.encoder.backbone import Backbone, UninitConv2d, UninitLinear, WeightsSpec
 
 # torchvision's "D" configuration: channel counts, "M" = 2x2 max pool.
 _CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
@@ -99,6 +100,8 @@ class VGG16(Backbone):
     name = "vgg16"
     TAPS = _tap_order()
     min_size = 32  # five 2x2 pools
+    DEFAULT_TAPS = ("conv4_1",)
+    FORMAT_HINT = "torchvision's VGG16 format (features.N.weight ..., classifier.0/3/6.*)"
     weights_spec = WeightsSpec(
         filename="vgg16-397923af.pth",
         url="https://download.pytorch.org/models/vgg16-397923af.pth",
@@ -140,16 +143,9 @@ class VGG16(Backbone):
                 out[self._classifier_taps[i]] = x
         return out
 
-    # -- weights ------------------------------------------------------------------------------------
-    def load_weights(self, state: Mapping[str, torch.Tensor], origin: str) -> None:
-        check_state_dict(state, origin)
-        targets = self.state_dict(keep_vars=True)
-        for key in targets:  # all checks before the first copy: a refused file leaves the network untouched
-            if not torch.isfinite(state[key]).all():
-                raise EncoderError(f"{origin}: {key} holds NaN or infinite values")
-        with torch.no_grad():
-            for key, tensor in targets.items():
-                tensor.copy_(state[key].to(torch.float32))
+    @classmethod
+    def expected_state_shapes(cls) -> dict[str, tuple[int, ...]]:
+        return expected_state_shapes()
 
     def init_random(self, seed: int) -> None:
         """torchvision's initialisation (Kaiming-normal fan-out convs, N(0, 0.01) linears, zero biases), seeded."""
@@ -170,28 +166,7 @@ def check_state_dict(state: Mapping[str, torch.Tensor], origin: str) -> None:
 
     Only shapes are read, so a memory-mapped 528 MB file costs nothing here.
     """
-    if not isinstance(state, Mapping):
-        raise EncoderError(f"{origin}: not a state dict (got {type(state).__name__}); "
-                           "expected torchvision's VGG16 format (features.N.weight ..., classifier.0/3/6.*)")
-    expected = expected_state_shapes()
-    missing = [k for k in expected if k not in state]
-    if missing:
-        raise EncoderError(f"{origin}: missing key {_first_of(missing)}; "
-                           "expected torchvision's VGG16 format (features.N.weight ..., classifier.0/3/6.*)")
-    unexpected = sorted(k for k in state if k not in expected)
-    if unexpected:
-        raise EncoderError(f"{origin}: unexpected key {_first_of(unexpected)}; "
-                           "this is not torchvision's VGG16 (vgg16_bn or another network?)")
-    for key, shape in expected.items():
-        tensor = state[key]
-        if not isinstance(tensor, torch.Tensor) or not tensor.is_floating_point():
-            raise EncoderError(f"{origin}: {key} is not a floating-point tensor")
-        if tuple(tensor.shape) != shape:
-            raise EncoderError(f"{origin}: {key} has shape {tuple(tensor.shape)}, expected {shape}")
-
-
-def _first_of(keys: list[str]) -> str:
-    return keys[0] + (f" (and {len(keys) - 1} more)" if len(keys) > 1 else "")
+    _backbone.check_state_dict(state, expected_state_shapes(), origin, VGG16.FORMAT_HINT)
 
 
 def random_state_dict(seed: int = 0, compact_classifier: bool = True) -> dict[str, torch.Tensor]:
@@ -216,22 +191,6 @@ def random_state_dict(seed: int = 0, compact_classifier: bool = True) -> dict[st
     return state
 
 
-class _Conv(nn.Conv2d):
-    """A Conv2d left uninitialised: the caller fills every tensor (load_weights or init_random), so torch's
-    default init of numbers that are overwritten at once is skipped (the meta device would do it too, but its
-    first use imports half of torch's compiler stack: seconds of start-up)."""
-
-    def reset_parameters(self) -> None:
-        pass
-
-
-class _Linear(nn.Linear):
-    """A Linear left uninitialised, as :class:`_Conv`."""
-
-    def reset_parameters(self) -> None:
-        pass
-
-
 def _feature_modules() -> list[nn.Module]:
     modules: list[nn.Module] = []
     channels = 3
@@ -240,7 +199,7 @@ def _feature_modules() -> list[nn.Module]:
             modules.append(nn.MaxPool2d(kernel_size=2, stride=2))
         else:
             # not inplace: a *_pre tap must keep its signed values after the ReLU runs
-            modules += [_Conv(channels, item, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
+            modules += [UninitConv2d(channels, item, kernel_size=3, padding=1), nn.ReLU(inplace=False)]
             channels = item
     return modules
 
@@ -248,8 +207,8 @@ def _feature_modules() -> list[nn.Module]:
 def _classifier_modules() -> list[nn.Module]:
     (a_in, a_out), (b_in, b_out), (c_in, c_out) = _FC
     # Dropout is the identity in eval mode; kept so indices match torchvision's keys
-    return [_Linear(a_in, a_out), nn.ReLU(), nn.Dropout(), _Linear(b_in, b_out), nn.ReLU(), nn.Dropout(),
-            _Linear(c_in, c_out)]
+    return [UninitLinear(a_in, a_out), nn.ReLU(), nn.Dropout(), UninitLinear(b_in, b_out), nn.ReLU(), nn.Dropout(),
+            UninitLinear(c_in, c_out)]
 
 
 BACKBONE = VGG16

@@ -3,11 +3,15 @@
 Places, in order:
 1. an explicit file (``--encoder-weights FILE``; ``.pth``/``.pt`` torch files or ``.safetensors``). A file
    that was named but cannot be used is an error: we never fall back silently to something else.
-2. torch's hub cache, ``torch.hub.get_dir()/checkpoints/<torchvision file name>`` (where torchvision and
-   earlier ``--allow-download`` runs put it; ``TORCH_HOME`` moves it).
-3. only with ``--allow-download``: torchvision's published URL through ``torch.hub.load_state_dict_from_url``
-   with ``check_hash=True`` (the 8 hex digits in the file name are the start of its SHA-256) and a progress
-   bar; the file lands in the hub cache, so the next start finds it offline.
+2. torch's hub cache, ``torch.hub.get_dir()/checkpoints/<published file name>`` (where torchvision, torch.hub
+   and earlier ``--allow-download`` runs put it; ``TORCH_HOME`` moves it), also under the names older
+   releases of the same weights had (``WeightsSpec.also_cached``).
+3. only with ``--allow-download``: the published URL through ``torch.hub.load_state_dict_from_url`` with
+   ``check_hash=True`` and a progress bar. torchvision's file names end in the first 8 hex digits of the file's
+   SHA-256 (``mobilenet_v3_large-5c1a4163.pth``), which that checks; a spec's full ``sha256`` is checked too.
+   Meta's DINOv2 file names carry no hash and Meta publishes none, so that file is checked by its exact
+   format (every key, shape and value) when loaded, and its SHA-256 is logged. The file lands in the hub
+   cache, so the next start finds it offline.
 
 Files are memory-mapped where the format allows, so checking a 528 MB file's keys and shapes and copying the
 conv weights of a truncated network does not read the classifier from disk.
@@ -15,7 +19,9 @@ conv weights of a truncated network does not read the classifier from disk.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import re
 from pathlib import Path
 from typing import Mapping
 
@@ -48,16 +54,18 @@ def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_do
             raise EncoderError(f"encoder weights file not found: {path}")
         return FoundWeights(read_state_dict(path), "file", str(path))
     cached = hub_cache_path(spec)
-    if cached.is_file():
-        try:
-            return FoundWeights(read_state_dict(cached), "hub cache", str(cached))
-        except EncoderError as exc:
-            raise EncoderError(f"{exc}; fix: delete that cached file (it will be fetched again with --allow-download)") from exc
+    for name in (spec.filename, *spec.also_cached):
+        path = cached.with_name(name)
+        if path.is_file():
+            try:
+                return FoundWeights(read_state_dict(path), "hub cache", str(path))
+            except EncoderError as exc:
+                raise EncoderError(f"{exc}; fix: delete that cached file (it will be fetched again with --allow-download)") from exc
     if allow_download:
         return FoundWeights(download(spec), "download", str(cached))
     raise EncoderError(
         f"no {spec.description} found (looked in: --encoder-weights not given; torch hub cache {cached}); "
-        f"fix: pass --encoder-weights FILE (torchvision's {spec.filename}), or --allow-download to fetch "
+        f"fix: pass --encoder-weights FILE (the published {spec.filename}), or --allow-download to fetch "
         f"{spec.url} once into the cache"
     )
 
@@ -65,14 +73,37 @@ def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_do
 def download(spec: WeightsSpec) -> Mapping[str, torch.Tensor]:
     """Fetch the published file into the hub cache with a progress bar, checking its hash."""
     log.info("downloading %s from %s", spec.description, spec.url)
+    if not spec.sha256 and not _HASH_IN_NAME.search(spec.filename):
+        log.warning("%s: the publisher gives no checksum for this file; it is checked by its exact format "
+                    "(keys, shapes, finite values) when loaded", spec.filename)
     try:
-        return torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=True, check_hash=True,
-                                                  file_name=spec.filename, weights_only=True)
+        state = torch.hub.load_state_dict_from_url(spec.url, map_location="cpu", progress=True, check_hash=True,
+                                                   file_name=spec.filename, weights_only=True)
+        _check_full_digest(spec)
+        return state
     except Exception as exc:  # URLError, HTTPError, hash mismatch RuntimeError, a broken file...
         raise EncoderError(
             f"could not download {spec.url}: {_one_line(exc)}; fix: check the connection, or fetch the file "
             f"yourself and pass --encoder-weights FILE (or put it at {hub_cache_path(spec)})"
         ) from exc
+
+
+# what torch.hub takes for the hash prefix in a file name ("name-<hex>.ext")
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,})\.")
+
+
+def _check_full_digest(spec: WeightsSpec) -> None:
+    """Log the downloaded file's SHA-256; refuse (and delete) it when it differs from the spec's."""
+    path = hub_cache_path(spec)
+    sha = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            sha.update(chunk)
+    digest = sha.hexdigest()
+    log.info("downloaded %s, sha256 %s", path, digest)
+    if spec.sha256 and digest != spec.sha256.lower():
+        path.unlink(missing_ok=True)
+        raise RuntimeError(f"invalid hash value (expected sha256 {spec.sha256}, got {digest})")
 
 
 def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
