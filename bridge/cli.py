@@ -12,6 +12,7 @@ import logging
 import sys
 
 from bridge import __version__
+from bridge.text import clip_line
 
 # sub-command -> module; the order is the order of ``vrbridge --help``.
 COMMANDS: dict[str, str] = {
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._main(args) or 0)
     except UserError as exc:
-        print(f"vrbridge {args.command}: error: {exc}", file=sys.stderr)
+        print(f"vrbridge {args.command}: error: {clip_line(' '.join(str(exc).split()))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping
 
 from bridge.cli import UserError
 from bridge.params import DEFAULTS, PARAMS, PARAMS_BY_NAME, Param, ParamError
+from bridge.text import brief, clip_line
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -106,7 +107,7 @@ def _check_source(value: str) -> None:
 
     kind = value.partition(":")[0]
     if kind not in SOURCE_KINDS:
-        raise ValueError(f"unknown source kind {kind!r}: use pattern, camera:N, video:PATH, images:DIR "
+        raise ValueError(f"unknown source kind {brief(kind)}: use pattern, camera:N, video:PATH, images:DIR "
                          f"(or {', '.join(k for k in SOURCE_KINDS if k not in ('pattern', 'camera', 'video', 'images'))})")
 
 
@@ -119,9 +120,9 @@ def validate(name: str, value: Any, where: str) -> Any:
     """``value`` coerced for row ``name``, strictly in range; ConfigError naming ``where`` otherwise."""
     param = PARAMS_BY_NAME.get(name)
     if param is None:
-        close = difflib.get_close_matches(name, list(PARAMS_BY_NAME), n=3)
+        close = difflib.get_close_matches(name, list(PARAMS_BY_NAME), n=3) if len(name) < 100 else []
         hint = f"; did you mean {', '.join(close)}?" if close else "; see: vrbridge params"
-        raise ConfigError(f"{where}: unknown setting {name!r}{hint}")
+        raise ConfigError(f"{where}: unknown setting {brief(name)}{hint}")
     try:
         coerced = param.coerce(value)
         _strict_range(param, value)
@@ -144,23 +145,55 @@ def _strict_range(param: Param, value: Any) -> None:
 
 
 def _show(value: Any) -> str:
-    return repr(list(value)) if isinstance(value, tuple) else repr(value)
+    return brief(list(value)) if isinstance(value, tuple) else brief(value)
 
 
 # ------------------------------------------------------------------------------------------------
 # The show file
 # ------------------------------------------------------------------------------------------------
-def load_show_file(path: str) -> dict[str, Any]:
-    """Read a TOML show file into {row name: validated value}."""
+MAX_TOML_BYTES = 1 << 20  # a show file, map or presets file is a few KB; 1 MiB leaves room for any rig
+
+
+def read_toml(path: str | os.PathLike, what: str) -> tuple[str, dict[str, Any]]:
+    """(text, data) of a TOML file the user wrote; any problem is one :class:`ConfigError` line.
+
+    Bounded before parsing: at most :data:`MAX_TOML_BYTES`, UTF-8 text (as TOML requires), and nesting that
+    the parser can take (Python's TOML parser recurses per ``[`` and would raise RecursionError).
+    """
     try:
         with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_TOML_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(f"--config: no such show file {path!r}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"--config {path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{what}: no such file {brief(str(path))}") from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_TOML_BYTES:
+        raise ConfigError(f"{what} {path}: larger than {MAX_TOML_BYTES >> 20} MiB; this is not a show file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{what} {path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); "
+                          f"save it as UTF-8") from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {path}: not valid TOML: {clip_line(str(exc), 200)}") from None
+    except RecursionError:
+        raise ConfigError(f"{what} {path}: values nested too deeply") from None
+
+
+def load_show_file(path: str) -> dict[str, Any]:
+    """Read a TOML show file into {row name: validated value}."""
+    if not os.path.exists(path):
+        raise ConfigError(f"--config: no such show file {brief(path)}")
+    _, data = read_toml(path, "--config")
     label = os.path.basename(path)
-    return {name: validate(name, value, f"{label}: {name}") for name, value in _flatten(data, "", label)}
+    try:
+        return {name: validate(name, value, f"{label}: {clip_line(name, 80)}")
+                for name, value in _flatten(data, "", label)}
+    except RecursionError:
+        raise ConfigError(f"--config {path}: values nested too deeply") from None
 
 
 def _flatten(table: Mapping[str, Any], prefix: str, label: str) -> Iterable[tuple[str, Any]]:
@@ -238,7 +271,7 @@ def values_from_args(args: argparse.Namespace) -> dict[str, Any]:
         name, sep, text = item.partition("=")
         name = name.strip()
         if not sep:
-            raise ConfigError(f"--set {item!r}: expected NAME=VALUE, e.g. --set psi=0.5")
+            raise ConfigError(f"--set {brief(item)}: expected NAME=VALUE, e.g. --set psi=0.5")
         param = PARAMS_BY_NAME.get(name)
         value = parse_text(param, text) if param is not None else text
         out[name] = validate(name, value, f"--set {name}")

@@ -25,7 +25,12 @@ import time
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
+from bridge.text import brief
+
 OSC_ROOT = "/vrb"
+
+MAX_LIVE_TEXT = 256  # characters of a live text value (telemetry echoes it inside a 1472-byte datagram)
+MAX_TEXT = 4096  # characters of a start-up text value (a path, a grid spec)
 
 KINDS = ("float", "int", "bool", "enum", "str", "int2", "list", "action")
 
@@ -74,6 +79,7 @@ class Param:
     group: str = "engine"
     live: bool = True
     telemetry: bool = True
+    check: Callable[[Any], None] | None = None  # extra test of a coerced value (raises ParamError)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -98,8 +104,16 @@ class Param:
         """Return ``value`` converted to this parameter's type and range, or raise a specific ParamError.
 
         Coercion is only done where it is unambiguous: an int for a float, 0/1 or 0.0/1.0 for a bool,
-        an integral float for an int, the name of a choice for an enum (case-insensitive).
+        an integral float for an int, the name of a choice for an enum (case-insensitive). A bool is not a
+        number (``F`` sent to a float is refused, not taken as 0.0), and text is bounded
+        (:data:`MAX_LIVE_TEXT` characters for a live value, which telemetry echoes; :data:`MAX_TEXT` else).
         """
+        value = self._coerce(value)
+        if self.check is not None:
+            self.check(value)
+        return value
+
+    def _coerce(self, value: Any) -> Any:
         kind = self.kind
         if kind == "float":
             return self._ranged(_as_float(self.name, value))
@@ -112,17 +126,23 @@ class Param:
             for choice in self.choices:
                 if choice.lower() == text.lower():
                     return choice
-            raise OutOfRange(self.name, f"{text!r} is not one of {', '.join(self.choices)}")
+            raise OutOfRange(self.name, f"{brief(text)} is not one of {', '.join(self.choices)}")
         if kind in ("str", "action"):
-            return "" if value is None and kind == "action" else _as_str(self.name, value)
+            if value is None and kind == "action":
+                return ""
+            text = _as_str(self.name, value)
+            limit = MAX_LIVE_TEXT if self.live else MAX_TEXT
+            if len(text) > limit:
+                raise OutOfRange(self.name, f"text of {len(text):,} characters (at most {limit})")
+            return text
         if kind == "list":
             items = [value] if isinstance(value, str) else value
             if not isinstance(items, (list, tuple)):
-                raise WrongType(self.name, f"expects a list of strings, got {value!r}")
+                raise WrongType(self.name, f"expects a list of strings, got {brief(value)}")
             return tuple(_as_str(self.name, item) for item in items)
         if kind == "int2":
             if not isinstance(value, (list, tuple)) or len(value) != 2:
-                raise WrongType(self.name, f"expects two ints [start, end), got {value!r}")
+                raise WrongType(self.name, f"expects two ints [start, end), got {brief(value)}")
             start, end = (int(self._ranged(_as_int(self.name, v))) for v in value)
             return (start, end)
         raise AssertionError(kind)
@@ -138,7 +158,7 @@ class Param:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able description (``vrbridge params --json``, the TouchDesigner component, docs)."""
-        out = dataclasses.asdict(self)
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "check"}
         out["choices"] = list(self.choices)
         out["osc_address"] = self.osc_address
         out["osc_typetags"] = self.osc_typetags
@@ -149,22 +169,22 @@ class Param:
 
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool):
-        return float(value)
+        raise WrongType(name, f"expects a number, got the bool {value} (a bool is not a number)")
     if isinstance(value, (int, float)):
         if not math.isfinite(float(value)):
             raise WrongType(name, f"{value!r} is not a finite number")
         return float(value)
-    raise WrongType(name, f"expects a number, got {type(value).__name__} {value!r}")
+    raise WrongType(name, f"expects a number, got {_what(value)}")
 
 
 def _as_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
-        return int(value)
+        raise WrongType(name, f"expects an integer, got the bool {value} (a bool is not a number)")
     if isinstance(value, int):
         return value
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         return int(value)
-    raise WrongType(name, f"expects an integer, got {type(value).__name__} {value!r}")
+    raise WrongType(name, f"expects an integer, got {_what(value)}")
 
 
 def _as_bool(name: str, value: Any) -> bool:
@@ -174,13 +194,21 @@ def _as_bool(name: str, value: Any) -> bool:
         return bool(value)
     if isinstance(value, str) and value.lower() in ("true", "false", "on", "off"):
         return value.lower() in ("true", "on")
-    raise WrongType(name, f"expects a bool (T/F, 0/1, true/false, on/off), got {value!r}")
+    raise WrongType(name, f"expects a bool (T/F, 0/1, true/false, on/off), got {_what(value)}")
 
 
 def _as_str(name: str, value: Any) -> str:
     if isinstance(value, str):
         return value
-    raise WrongType(name, f"expects a string, got {type(value).__name__} {value!r}")
+    raise WrongType(name, f"expects a string, got {_what(value)}")
+
+
+def _what(value: Any) -> str:
+    """'str 'abc'', 'timetag 12345': the type and (shortened) value of something refused."""
+    kind = type(value).__name__
+    if kind in ("Timetag", "Char"):  # OSC wire types (bridge.osc.codec): their str says what they are
+        return str(value)
+    return f"{kind} {brief(value)}"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -351,7 +379,7 @@ PARAMS: tuple[Param, ...] = (
     _P("beat.resync", "action", "", "Make this instant a downbeat (beat phase 0), keeping bpm.",
        group="tempo", telemetry=False),
     _P("lfo.target", "str", "", "Live number parameter the beat-synced LFO drives (e.g. psi); empty = off.",
-       group="tempo"),
+       group="tempo", check=lambda name: _check_lfo_target(name)),  # defined below the table
     _P("lfo.shape", "enum", "sine", "LFO wave shape.", choices=("sine", "triangle", "saw", "square"),
        group="tempo"),
     _P("lfo.beats", "float", 4.0, "LFO period in beats (4 = one bar of 4/4).",
@@ -434,6 +462,13 @@ PARAMS_BY_NAME: Mapping[str, Param] = MappingProxyType({p.name: p for p in PARAM
 PARAMS_BY_ADDRESS: Mapping[str, Param] = MappingProxyType({p.osc_address: p for p in PARAMS})
 assert len(PARAMS_BY_NAME) == len(PARAMS), "duplicate parameter name"
 # Every value's default (actions have no value): what a fresh store, the show file and the trackers start from.
+def _check_lfo_target(name: str) -> None:
+    """lfo.target names a live number parameter outside the tempo group (or is empty: LFO off)."""
+    param = PARAMS_BY_NAME.get(name)
+    if name and (param is None or not param.live or param.kind not in ("float", "int") or param.group == "tempo"):
+        raise OutOfRange("lfo.target", f"{brief(name)} is not a live number parameter (e.g. psi, mix.amount)")
+
+
 DEFAULTS: Mapping[str, Any] = MappingProxyType({p.name: p.default for p in PARAMS if p.kind != "action"})
 
 

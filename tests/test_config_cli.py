@@ -155,3 +155,26 @@ def test_the_documented_example_show_file_is_valid(tmp_path):
     settings = config.resolve(parse(["--config", show]))
     assert settings["mix.coarse"] == (0, 4) and settings["encoder.layout"] == "paper"
     assert settings["sink"] == ("ndi:vrbridge",) and settings["resolution"] == "1920x1080"
+
+
+HOSTILE_SHOW_FILES = {
+    "not_utf8": (b"psi = 0.5\nnetwork = \"\xff\xfe.pkl\"\n", "not UTF-8 text (byte 0xff on line 2)"),
+    "deeply_nested": (b"psi = " + b"[" * 20000 + b"]" * 20000 + b"\n", "nested too deeply"),
+    "nested_within_parser_limit": (b"psi = " + b"[" * 60 + b"]" * 60 + b"\n", "expects a number"),
+    "deep_tables": (b"[" + b".".join(b"t%d" % i for i in range(3000)) + b"]\nx = 1\n", "nested too deeply"),
+    "huge_value": (b"psi = \"" + b"x" * 500_000 + b"\"\n", "(500,002 chars)"),
+    "huge_key": (b"x" * 500_000 + b" = 1\n", "unknown setting"),
+    "huge_file": (b"# " + b"x" * (2 << 20) + b"\n", "larger than 1 MiB"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE_SHOW_FILES))
+def test_hostile_show_files_are_one_short_line_and_exit_2(tmp_path, name):
+    content, must_contain = HOSTILE_SHOW_FILES[name]
+    show = tmp_path / "show.toml"
+    show.write_bytes(content)
+    result = subprocess.run(vrbridge_cmd() + ["run", "--config", str(show)], capture_output=True, text=True,
+                            timeout=60)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert must_contain in lines[0] and len(lines[0]) < 600, lines[0][:2000]

@@ -11,7 +11,7 @@ from bridge.cli import UserError
 from bridge.osc import attach, codec
 from bridge.osc.presets import PresetBank, default_presets_path
 from bridge.osc.tempo import Tempo, wave
-from bridge.params import ParamStore
+from bridge.params import ParamError, ParamStore
 
 try:
     import tomllib
@@ -186,9 +186,9 @@ def test_the_lfo_follows_the_beat():
     tempo.tick(clock.now)
     assert store.get("psi") == pytest.approx(1.0)
     assert tempo.telemetry()["/vrb/beat/count"] == 1
-    store.set("lfo.target", "noise_mode")
-    assert tempo.tick(clock.now) is False and errors == ["lfo"]
-    assert tempo.tick(clock.now) is False and errors == ["lfo"]  # reported once
+    with pytest.raises(ParamError, match="not a live number parameter"):
+        store.set("lfo.target", "noise_mode")  # refused by the table: never stored, the LFO keeps its target
+    assert store.get("lfo.target") == "psi" and tempo.tick(clock.now) is True and errors == []
 
 
 def test_lfo_runs_on_the_server_and_beat_phase_reaches_telemetry(rig):

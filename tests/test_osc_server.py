@@ -12,7 +12,7 @@ from pythonosc.udp_client import SimpleUDPClient
 from bridge.cli import UserError
 from bridge.osc import attach, codec
 from bridge.osc.server import OscServer
-from bridge.params import ParamError, ParamStore, get_param
+from bridge.params import MAX_LIVE_TEXT, ParamError, ParamStore, get_param
 from conftest import require_tool
 from test_osc_support import Collector, MiniEngine, send_raw, wait_until
 
@@ -68,6 +68,10 @@ def test_good_messages_apply_with_unambiguous_coercion(rig):
     ("/vrb/network", ["x.pkl"], "not_live"),
     ("/vrb/mix/[cf", [0, 1], "pattern"),
     ("/vrb/zz*", [1], "unknown"),
+    ("/vrb/mix/amount", [False], "type"),  # a bool is not a number (F is not 0.0)
+    ("/vrb/seed", [True], "type"),
+    ("/vrb/lfo/target", ["noise_mode"], "range"),  # not a live number: refused, not stored
+    ("/vrb/lfo/target", ["p" * 8000], "range"),  # live text is bounded (telemetry echoes it)
 ])
 def test_every_bad_message_is_answered_and_changes_nothing(rig, address, args, code):
     engine, server, client, collector = rig
@@ -243,3 +247,46 @@ def test_osc_in_off_still_runs_fades_without_a_socket(tmp_path):
         assert wait_until(lambda: engine.params.get("mix.amount") == pytest.approx(1.0), 2.0)
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("typetag, value, address", [
+    ("t", 12345, "/vrb/seed"),  # a timetag is not an int
+    ("t", 1, "/vrb/psi"),
+    ("c", "r", "/vrb/noise_mode"),  # a char is not a string
+    ("c", "p", "/vrb/lfo/target"),
+])
+def test_osc_timetag_and_char_arguments_are_not_numbers_or_text(rig, typetag, value, address):
+    engine, server, _, collector = rig
+    before = dict(engine.params.snapshot())
+    send_raw(codec.encode_message(address, (value,), typetag), server.port)
+    _settle(server, 1)
+    assert server.errors["type"] == 1 and server.counts["applied"] == 0, server.stats()
+    assert dict(engine.params.snapshot()) == before
+    collector.wait_for("/vrb/error", where=lambda a: a[0] == "type" and ("timetag" in a[1] or "char" in a[1]))
+
+
+def test_every_telemetry_datagram_stays_under_the_cap(rig):
+    """Longest live text, a long preset list and error details: nothing sent is over 1472 bytes."""
+    engine, server, client, _ = rig
+    sizes = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        sink.settimeout(0.5)
+        telemetry = next(s for s in engine.services if getattr(s, "kind", "") == "osc-out")
+        telemetry.targets.append(sink.getsockname())
+        client.send_message("/vrb/encoder/grid", ["x" * MAX_LIVE_TEXT])
+        client.send_message("/vrb/lfo/target", ["y" * 8000])
+        telemetry.send_list("/vrb/preset/names", [f"{i:03d}" + "n" * 60 for i in range(100)])
+        names = []
+        try:
+            while True:
+                data = sink.recv(65536)
+                sizes.append(len(data))
+                packet = codec.decode(data)
+                if isinstance(packet, codec.Message) and packet.address == "/vrb/preset/names":
+                    names += packet.args
+        except socket.timeout:
+            pass
+    assert sizes and max(sizes) <= codec.SAFE_DATAGRAM, max(sizes)
+    assert [n[:3] for n in names] == [f"{i:03d}" for i in range(100)]  # split, in order, none lost
+    assert telemetry.counts["oversize"] == 0

@@ -53,6 +53,26 @@ class Bundle:
 Packet = Union[Message, Bundle]
 
 
+@dataclasses.dataclass(frozen=True)
+class Timetag:
+    """A ``t`` argument. Its own type, not an int, so it is never taken for a number (``/vrb/seed t``)."""
+
+    value: int
+
+    def __str__(self) -> str:
+        return f"timetag {self.value}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Char:
+    """A ``c`` argument. Its own type, not a str, so it is never stored into a string parameter."""
+
+    value: str
+
+    def __str__(self) -> str:
+        return f"char {self.value!r}"
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Timetags
 # ---------------------------------------------------------------------------------------------------------
@@ -127,9 +147,9 @@ def _read_arg(reader: _Reader, tag: str) -> Any:
     if tag == "d":
         return struct.unpack(">d", reader.take(8, "float64"))[0]
     if tag == "t":
-        return struct.unpack(">Q", reader.take(8, "timetag"))[0]
+        return Timetag(struct.unpack(">Q", reader.take(8, "timetag"))[0])
     if tag == "c":
-        return chr(struct.unpack(">I", reader.take(4, "char"))[0] & 0x10FFFF)
+        return Char(chr(struct.unpack(">I", reader.take(4, "char"))[0] & 0x10FFFF))
     if tag in "rm":
         return reader.take(4, "rgba/midi")
     if tag == "T":
@@ -238,6 +258,10 @@ def infer_tag(value: Any) -> str:
         return "s"
     if isinstance(value, (bytes, bytearray)):
         return "b"
+    if isinstance(value, Timetag):
+        return "t"
+    if isinstance(value, Char):
+        return "c"
     raise TypeError(f"cannot send {type(value).__name__} {value!r} over OSC")
 
 
@@ -255,9 +279,9 @@ def _pack_arg(tag: str, value: Any) -> bytes:
     if tag == "d":
         return struct.pack(">d", float(value))
     if tag == "t":
-        return struct.pack(">Q", int(value))
+        return struct.pack(">Q", value.value if isinstance(value, Timetag) else int(value))
     if tag == "c":
-        return struct.pack(">I", ord(value))
+        return struct.pack(">I", ord(value.value if isinstance(value, Char) else value))
     if tag in "TFNI":
         return b""
     raise ValueError(f"cannot encode type tag {tag!r}")

@@ -28,6 +28,7 @@ from bridge.osc import codec
 from bridge.osc.net import AllowList, is_loopback, resolve
 from bridge.osc.patterns import BadPattern, compile_pattern, is_pattern, matches
 from bridge.osc.ratelimit import RateLimiter
+from bridge.text import clip_line
 from bridge.params import (OSC_ROOT, PARAMS, PARAMS_BY_ADDRESS, Param, ParamError, ParamStore, UnknownParam,
                            WrongType)
 
@@ -373,6 +374,7 @@ class OscServer:
 
     def _fail(self, code: str, detail: str, sender: Sender) -> None:
         code = code if code in self.errors else "internal"
+        detail = clip_line(detail)  # it may quote an 8 KB address or string back
         self.errors[code] += 1
         self.counts["errors"] += 1
         self.last_error = f"{code}: {detail}"

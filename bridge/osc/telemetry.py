@@ -146,7 +146,7 @@ class Telemetry:
         self._started = time.monotonic()
         self._last_sent = 0.0
         self.counts = dict.fromkeys(("reports", "skipped", "bundles", "bytes", "heartbeats", "errors_sent",
-                                     "errors_suppressed", "send_errors"), 0)
+                                     "errors_suppressed", "send_errors", "oversize"), 0)
         self.last_build_ms = 0.0
 
     # -- wiring ----------------------------------------------------------------------------------------
@@ -174,8 +174,17 @@ class Telemetry:
         self._send([codec.encode_message(f"{OSC_ROOT}/error", (code, text), "ss")])
 
     def send_list(self, address: str, items: list[str]) -> None:
-        """One message with a string per item (e.g. /vrb/preset/names), sent now."""
-        self._send([codec.encode_message(address, tuple(items), "s" * len(items))])
+        """A string per item (e.g. /vrb/preset/names), sent now; a list too long for one datagram arrives
+        as several messages on the same address, in order, each within the size cap."""
+        messages, chunk = [], []
+        for item in items:
+            candidate = codec.encode_message(address, (*chunk, item), "s" * (len(chunk) + 1))
+            if chunk and len(candidate) > self.limit:
+                messages.append(codec.encode_message(address, tuple(chunk), "s" * len(chunk)))
+                chunk = []
+            chunk.append(item)
+        messages.append(codec.encode_message(address, tuple(chunk), "s" * len(chunk)))
+        self._send(messages)
 
     # -- service ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -231,7 +240,7 @@ class Telemetry:
         t0 = time.perf_counter()
         values = report_values(report, int(self.params.get("telemetry.z_dims")))
         values += _collect(self._frame_providers)
-        bundles = codec.pack_bundles(encode_values(values), self.limit)
+        bundles = self._bundles(values)
         self.last_build_ms = (time.perf_counter() - t0) * 1000.0
         self.counts["reports"] += 1
         self._send(bundles)
@@ -241,10 +250,17 @@ class Telemetry:
                                          (f"{OSC_ROOT}/uptime", time.monotonic() - self._started)]
         values += _collect(self._heartbeat_providers)
         self.counts["heartbeats"] += 1
-        self._send(codec.pack_bundles(encode_values(values), self.limit))
+        self._send(self._bundles(values))
+
+    def _bundles(self, values: list[tuple[str, Any]]) -> list[bytes]:
+        return codec.pack_bundles(encode_values(values), self.limit)
 
     def _send(self, datagrams: list[bytes]) -> None:
+        """Send each datagram to every target; one over the size cap is counted (``oversize``), never sent."""
         for data in datagrams:
+            if len(data) > self.limit:
+                self.counts["oversize"] += 1
+                continue
             for target in self.targets:
                 try:
                     self._sock.sendto(data, target)

@@ -5,8 +5,9 @@ at the current position so the phase never jumps; ``beat.resync`` makes "now" a 
 bpm (mean interval of the last taps) and puts the beat on the tap.
 
 The LFO drives one live number parameter (``lfo.target``) between ``lfo.low`` and ``lfo.high`` with a period
-of ``lfo.beats`` beats. It runs as a server ticker (100 Hz) while a target is set. A target that is not a
-live float/int parameter is reported once (code ``lfo``) and ignored until it changes.
+of ``lfo.beats`` beats. It runs as a server ticker (100 Hz) while a target is set. The parameter table refuses
+a target that is not a live number parameter, so it is never stored; a target the LFO cannot drive (a value
+its range rejects) stops the LFO, reported once, until the target changes.
 Telemetry (every frame): /vrb/beat/phase f (0..1 within the beat), /vrb/beat/count i, /vrb/lfo/value f (0..1).
 """
 from __future__ import annotations
@@ -84,11 +85,6 @@ class Tempo:
         """Set the LFO target for ``now``; return whether the LFO is running (a server ticker)."""
         target = self.store.get("lfo.target")
         if not target or target == self._bad_target:
-            return False
-        param = PARAMS_BY_NAME.get(target)
-        if param is None or not param.live or param.kind not in ("float", "int") or param.group == "tempo":
-            self._bad_target = target
-            self.on_error("lfo", f"lfo.target {target!r} is not a live float/int parameter; LFO off")
             return False
         period = float(self.store.get("lfo.beats"))
         self.lfo_value = wave(self.store.get("lfo.shape"), (self.beats(now) / period) % 1.0)
