@@ -282,7 +282,8 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("allow_download", "bool", False,
        "Allow fetching the encoder weights (VGG16 528 MB, the others 21-85 MB; torchvision's hash-checked) "
-       "into torch's hub cache when none are found.",
+       "into torch's hub cache when none are found, and Google's official pose/face bundles "
+       "(pose_model / face_model 'official', sha256-pinned).",
        group="startup", live=False, telemetry=False),
     _P("encoder_taps", "list", (),
        "Encoder taps, each TAP or TAP:WEIGHT (Eq. 2); empty = the backbone's default (marked *). "
@@ -355,6 +356,55 @@ PARAMS: tuple[Param, ...] = (
     _P("hand_model", "str", "", "Hand landmarker .task bundle; empty = the one shipped with the package.",
        group="startup", live=False, telemetry=False),
     _P("hand_max", "int", 2, "Most hands MediaPipe tracks at once (the lock picks one of them).",
+       min=1, max=4, group="startup", live=False, telemetry=False),
+    # ---- body and face (bridge/tracking/body.py, face.py) ------------------------------------------
+    _P("performer.lock.mode", "enum", "first",
+       "How the active performer (body and face) is chosen when none is locked: first (most confident in view), "
+       "largest in frame, nearest to where the last one was, or most central. A locked performer is kept while "
+       "in view, whoever else appears.", choices=("first", "largest", "nearest", "central"), group="performer"),
+    _P("performer.lock.hold_s", "float", 1.0,
+       "Keep the lock this long after the performer is lost before someone else may take over.",
+       min=0.0, max=30.0, unit="s", group="performer"),
+    _P("performer.lock.radius", "float", 0.3,
+       "How far (fraction of frame height) the performer may move between sightings and still be the same person.",
+       min=0.02, max=2.0, group="performer"),
+    _P("pose.min_visibility", "float", 0.5, "Body keypoints MediaPipe rates less visible than this are left out.",
+       min=0.0, max=1.0, group="performer"),
+    _P("pose.mirror", "bool", False,
+       "Compute body signals and /vrb/p1 x on the mirrored picture (x and lean flip), like hand.mirror.",
+       group="performer"),
+    _P("pose.smooth.min_cutoff", "float", 1.0, "One-Euro minimum cutoff of the body signals: lower = steadier when still.",
+       min=0.01, max=30.0, unit="Hz", group="performer"),
+    _P("pose.smooth.beta", "float", 0.5, "One-Euro speed coefficient of the body signals: higher = less lag in motion.",
+       min=0.0, max=50.0, group="performer"),
+    _P("pose.energy.full", "float", 1.0,
+       "Mean keypoint speed (frame heights per second) at which body.energy reads 1.",
+       min=0.05, max=20.0, group="performer"),
+    _P("face.mirror", "bool", False,
+       "Compute face signals and /vrb/f1 x on the mirrored picture (yaw and roll flip, left and right eyes swap).",
+       group="performer"),
+    _P("face.smooth.min_cutoff", "float", 1.0, "One-Euro minimum cutoff of the face signals: lower = steadier when still.",
+       min=0.01, max=30.0, unit="Hz", group="performer"),
+    _P("face.smooth.beta", "float", 0.5, "One-Euro speed coefficient of the face signals: higher = less lag in motion.",
+       min=0.0, max=50.0, group="performer"),
+    _P("face.calibrate_s", "float", 1.0,
+       "Neutral-face calibration when the first face is seen, this long (0 = none: a built-in average face).",
+       min=0.0, max=30.0, unit="s", group="performer"),
+    _P("face.calibrate", "action", "",
+       "Measure the performer's neutral face now (relaxed, facing the camera), over face.calibrate_s seconds or "
+       "the seconds given as the argument.", group="performer", telemetry=False),
+    # start-up settings of body and face tracking (kept with their section; live=False)
+    _P("pose_model", "str", "",
+       "Pose landmarker .task bundle; empty = the one shipped with the package; 'official' = Google's "
+       "pose_landmarker_full.task from the model cache (fetched, sha256-checked, only with --allow-download).",
+       group="startup", live=False, telemetry=False),
+    _P("face_model", "str", "",
+       "Face landmarker .task bundle; empty = the one shipped (no blendshapes: gestures from landmarks); "
+       "'official' = Google's face_landmarker.task with blendshapes (model cache; --allow-download fetches it).",
+       group="startup", live=False, telemetry=False),
+    _P("pose_max", "int", 2, "Most people MediaPipe tracks at once (the performer lock picks one of them).",
+       min=1, max=6, group="startup", live=False, telemetry=False),
+    _P("face_max", "int", 1, "Most faces MediaPipe tracks at once (the performer lock picks one of them).",
        min=1, max=4, group="startup", live=False, telemetry=False),
     # ---- OSC / telemetry / presets ---------------------------------------------------------------
     _P("telemetry.rate_hz", "float", 0.0, "Telemetry bundles per second (0 = one per rendered frame).",

@@ -1,4 +1,4 @@
-"""What a wheel install gets: the package, the shipped hand model, the rig maps and the TouchDesigner script."""
+"""What a wheel install gets: the package, the shipped hand, pose and face models, the rig maps and the TouchDesigner script."""
 from __future__ import annotations
 
 import subprocess
@@ -19,6 +19,8 @@ def test_wheel_carries_the_model_the_maps_and_the_td_script(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     data = "visual_reactive_bridge-0.1.0.data/data/share/visual-reactive-bridge"
     for expected in ("bridge/assets/hand_landmarker.task", "bridge/assets/hand_landmarker.LICENSE",
+                     "bridge/assets/pose_landmarker.task", "bridge/assets/face_landmarker.task",
+                     "bridge/assets/pose_landmarker.LICENSE", "bridge/assets/face_landmarker.LICENSE",
                      "bridge/stylegan/pickle_reader.py", f"{data}/osc_maps/resolume.toml",
                      f"{data}/osc_maps/README.md", f"{data}/td_project/build_vrbridge.py"):
         assert expected in names, expected

@@ -88,3 +88,65 @@ class HandLock:
             target = self.position if self.position is not None else (0.5 * aspect, 0.5)
             return min(range(len(hands)), key=lambda i: math.dist(centres[i], target))
         return by_score
+
+
+class PersonLock:
+    """The active-performer lock for bodies and faces: one person steers, and it does not flip between two.
+
+    MediaPipe gives no track ids, so identity is kept by position: each frame the locked person is the one
+    nearest to where they were last seen, if within ``radius`` (frame heights). While matched, nobody else can
+    take over, however large, central or confident. Lost: the lock holds, with nobody active, for ``hold_s``;
+    someone reappearing near where the performer vanished is the performer. After that a new one is picked by
+    ``mode``: ``first`` (the most confident of those in view, i.e. the first seen when people arrive one by
+    one), ``largest`` (biggest in frame: usually the nearest to the camera), ``nearest`` (nearest to where the
+    last performer was, else to the centre), ``central`` (nearest to the frame centre).
+
+    Positions and sizes are passed in frame-height units (x scaled by the aspect ratio). Not thread-safe: one
+    tracker thread calls it.
+    """
+
+    MODES = ("first", "largest", "nearest", "central")
+
+    def __init__(self) -> None:
+        self.locked = False
+        self.position: tuple[float, float] | None = None
+        self.last_seen = -math.inf
+        self.switches = 0
+
+    def choose(self, centres: Sequence[tuple[float, float]], sizes: Sequence[float], scores: Sequence[float],
+               t: float, mode: str = "first", hold_s: float = 1.0, radius: float = 0.3,
+               frame_centre: tuple[float, float] = (0.5, 0.5)) -> int | None:
+        """Index of the active person among this frame's (None: nobody active this frame)."""
+        if self.locked:
+            if centres:
+                nearest = min(range(len(centres)), key=lambda i: math.dist(centres[i], self.position))
+                if math.dist(centres[nearest], self.position) <= radius:
+                    return self._keep(centres, nearest, t)
+            if t - self.last_seen <= hold_s:
+                return None
+            self.locked = False
+        if not centres:
+            return None
+        index = self._pick(centres, sizes, scores, mode, frame_centre)
+        self.switches += 1
+        self.locked = True
+        return self._keep(centres, index, t)
+
+    def release(self) -> None:
+        """Forget the performer (the next frame picks afresh)."""
+        self.locked = False
+
+    def _keep(self, centres, index: int, t: float) -> int:
+        self.position = tuple(centres[index])
+        self.last_seen = t
+        return index
+
+    def _pick(self, centres, sizes, scores, mode: str, frame_centre) -> int:
+        people = range(len(centres))
+        if mode == "largest":
+            return max(people, key=lambda i: sizes[i])
+        if mode == "nearest" and self.position is not None:
+            return min(people, key=lambda i: math.dist(centres[i], self.position))
+        if mode in ("nearest", "central"):
+            return min(people, key=lambda i: math.dist(centres[i], frame_centre))
+        return max(people, key=lambda i: scores[i])
