@@ -370,9 +370,12 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
 
     if demodulate:
         w = w * dcoefs.reshape(n, -1, 1, 1, 1)
-    x = x.reshape(1, -1, *x.shape[2:])
-    x = conv2d_resample(x, w.reshape(-1, in_channels, kh, kw).to(x.dtype), groups=n, **conv)
-    x = x.reshape(n, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw).to(x.dtype)
+    if n == 1:  # one sample needs no grouping; the reshape below would lose channels_last (batch stride)
+        x = conv2d_resample(x, w, **conv)
+    else:
+        x = conv2d_resample(x.reshape(1, -1, *x.shape[2:]), w, groups=n, **conv)
+        x = x.reshape(n, -1, *x.shape[2:])
     if noise is not None:
         x = _add_fresh(x, noise.to(x.dtype))
     return x

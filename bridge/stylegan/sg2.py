@@ -63,31 +63,41 @@ def check_noise_mode(noise_mode: str) -> str:
 class _DerivedCache:
     """Per-module cache of tensors derived from parameters (e.g. a weight cast to fp16 channels_last).
 
-    An entry is reused only while its sources are the very same tensor objects (held here, so a freed
-    tensor's id cannot be reused by another) at the same in-place version: a manipulation that edits or
-    replaces a parameter is seen on the next frame. Used only by the fast path.
+    An entry is reused only while each source is the very same tensor object (held here, so a freed tensor's
+    id cannot be reused by another) with the same storage, device, dtype and in-place version: a
+    manipulation that edits or replaces a parameter is seen on the next frame, and so is ``Module.to()``,
+    which swaps a parameter's storage without changing the object or its version. Used only by the fast path.
     Tensors created under ``torch.inference_mode()`` have no version counter, so an in-place edit could not
-    be seen: anything derived from them is rebuilt every call instead of cached.
+    be seen: anything derived from them is rebuilt every call instead of cached. While torch.compile traces,
+    the derivation is simply traced into the graph (no Python-side checks, so no graph break per layer).
     """
 
     def __init__(self):
         self._entries: dict[tuple, tuple[tuple, torch.Tensor]] = {}
 
     def get(self, key: tuple, sources: tuple[torch.Tensor, ...], build) -> torch.Tensor:
+        if torch.compiler.is_compiling():
+            return build()
         if any(t.is_inference() for t in sources):
             with torch.no_grad():
                 return build()
+        stamps = tuple(_stamp(t) for t in sources)
         hit = self._entries.get(key)
         if hit is not None and len(hit[0]) == len(sources) and all(
-                held is t and version == t._version for (held, version), t in zip(hit[0], sources)):
+                held is t and stamp == now for (held, stamp), t, now in zip(hit[0], sources, stamps)):
             return hit[1]
         with torch.no_grad():
             value = build()
-        self._entries[key] = (tuple((t, t._version) for t in sources), value)
+        self._entries[key] = (tuple(zip(sources, stamps)), value)
         return value
 
     def clear(self) -> None:
         self._entries.clear()
+
+
+def _stamp(t: torch.Tensor) -> tuple:
+    """What identifies a tensor's current contents short of reading them."""
+    return t._version, t.data_ptr(), t.device, t.dtype, tuple(t.shape)
 
 
 class SynthesisLayer(nn.Module):

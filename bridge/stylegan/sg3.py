@@ -357,7 +357,8 @@ class SynthesisInput(nn.Module):
                       / (self.sampling_rate / 2 - self.bandwidth)).clamp(0, 1)
         width, height = self.size
         if self.fast:
-            grid = self._cache.get(f"grid/{w.device}", (), lambda: self._grid(w.device)).reshape(1, -1, 2)
+            # keyed on freqs only for its device: the grid moves with the module
+            grid = self._cache.get("grid", (self.freqs,), lambda: self._grid(w.device)).reshape(1, -1, 2)
             x = torch.matmul(grid, freqs.transpose(1, 2)).reshape(n, height, width, self.channels)
             mix = self._cache.get("mix", (self.weight,), lambda: (self.weight / math.sqrt(self.channels)).t())
         else:
@@ -467,7 +468,7 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x.to(dtype), weight, styles, demodulate=not self.is_torgb,
                              padding=self.conv_kernel - 1, input_gain=input_gain, weight_prenormalized=True)
         sources = tuple(f for f in (self.up_filter, self.down_filter) if f is not None)
-        filters = self._cache.get(f"filters/{x.device}/{dtype}", sources,
+        filters = self._cache.get(f"filters/{dtype}", sources,
                                   lambda: self._fast_filters(x.device, dtype))
         return filtered_lrelu_fast(x, filters, bias, up=self.up_factor, down=self.down_factor,
                                    padding=self.padding, gain=gain, slope=slope, clamp=self.conv_clamp)
