@@ -2,6 +2,7 @@
 the beat-synced LFO), driven over OSC where the performer would drive them."""
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.cli import UserError
 from bridge.osc import attach, codec
-from bridge.osc.presets import PresetBank, default_presets_path
+from bridge.osc.presets import MAX_PRESETS, PresetBank, default_presets_path
 from bridge.osc.tempo import Tempo, wave
 from bridge.params import ParamError, ParamStore
 
@@ -47,6 +48,7 @@ def test_presets_live_beside_the_show_file(rig):
     send("/vrb/mix/coarse", [0, 4])
     send("/vrb/noise_mode", "random")
     send("/vrb/preset/save", "verse")
+    assert bridge.presets.flush()
     data = tomllib.loads(bridge.presets.path.read_text())
     assert data["presets"]["verse"]["psi"] == pytest.approx(0.25)
     assert data["presets"]["verse"]["mix.coarse"] == [0, 4] and data["presets"]["verse"]["noise_mode"] == "random"
@@ -123,6 +125,7 @@ def test_list_and_delete(rig):
     assert collector.wait_for("/vrb/preset/names") == ("one", "two")
     send("/vrb/preset/delete", "one")
     assert bridge.presets.names() == ["two"]
+    assert bridge.presets.flush()
     assert "one" not in tomllib.loads(bridge.presets.path.read_text())["presets"]
 
 
@@ -211,3 +214,38 @@ def test_lfo_runs_on_the_server_and_beat_phase_reaches_telemetry(rig):
                                                  ("triangle", 0.25, 0.5)])
 def test_wave_shapes(shape, phase, value):
     assert wave(shape, phase) == pytest.approx(value)
+
+
+def test_a_flood_of_saves_never_blocks_control_and_the_bank_is_bounded(rig):
+    """500 saves in a burst (each used to rewrite the file on the control thread: 24 s of dead control)."""
+    store, _, bridge, collector, _ = rig
+    port = bridge.server.port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for i in range(500):
+            sock.sendto(codec.encode_message("/vrb/preset/save", (f"cue-{i:03d}",)), ("127.0.0.1", port))
+        sent = time.monotonic()
+        sock.sendto(codec.encode_message("/vrb/psi", (0.3,)), ("127.0.0.1", port))
+        assert wait_until(lambda: store.get("psi") == pytest.approx(0.3), timeout=10.0)
+        latency = time.monotonic() - sent
+    assert latency < 1.0, f"control answered after {latency:.2f} s"  # psi came last: every save was handled
+    assert bridge.presets.flush()
+    received = bridge.server.counts["datagrams"]
+    saved = len(bridge.presets.names())
+    assert saved == min(MAX_PRESETS, received - 1)
+    assert bridge.server.errors["range"] == received - 1 - saved
+    if received - 1 > MAX_PRESETS:
+        collector.wait_for("/vrb/error", where=lambda a: a[0] == "range" and "bank is full" in a[1])
+    assert bridge.presets.writes < saved  # coalesced: far fewer writes than saves
+    on_disk = tomllib.loads(bridge.presets.path.read_text())["presets"]
+    assert sorted(on_disk) == bridge.presets.names()
+
+
+def test_a_save_that_would_make_the_file_too_big_is_refused(rig, monkeypatch):
+    import bridge.config
+
+    store, send, bridge_, _, _ = rig
+    send("/vrb/preset/save", "a")
+    monkeypatch.setattr(bridge.config, "MAX_TOML_BYTES", bridge_.presets._file_size() + 100)
+    send("/vrb/preset/save", "b")
+    assert bridge_.presets.names() == ["a"] and bridge_.server.errors["range"] == 1
+    assert "would exceed" in bridge_.server.last_error

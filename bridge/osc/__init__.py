@@ -44,7 +44,7 @@ def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
     engine.add_service(server)
     bridge = OscBridge(server=server, telemetry=_telemetry(engine, server, setting))
     bridge.router = _maps(engine.params, server, setting)
-    _presets_and_tempo(bridge, engine.params, setting)
+    _presets_and_tempo(bridge, engine, setting)
     bridge.oscquery = _oscquery(engine, server, setting)
     engine.osc = bridge
     return bridge
@@ -89,16 +89,17 @@ def _maps(store, server, setting):
     return router
 
 
-def _presets_and_tempo(bridge: OscBridge, store, setting) -> None:
+def _presets_and_tempo(bridge: OscBridge, engine, setting) -> None:
     from bridge.osc.presets import PresetBank, default_presets_path
     from bridge.osc.tempo import Tempo
 
-    server, telemetry = bridge.server, bridge.telemetry
+    server, telemetry, store = bridge.server, bridge.telemetry, engine.params
     show = str(setting(SHOW_FILE_KEY)) if setting(SHOW_FILE_KEY) else None
     send_names = (lambda names: telemetry.send_list("/vrb/preset/names", names)) if telemetry else None
     bridge.presets = PresetBank(store, default_presets_path(str(setting("presets") or ""), show),
                                 on_error=server.report_error, on_names=send_names)
     bridge.presets.attach_ticks(server)
+    engine.add_service(bridge.presets)
     bridge.tempo = Tempo(store, on_error=server.report_error)
     bridge.tempo.attach_ticks(server)
     if telemetry:

@@ -17,6 +17,11 @@ map, the LFO) drops out of the fade: the performer's hand wins. A new recall rep
 
 Bad input changes nothing: a recall of an unknown name, or of a preset whose values no longer validate,
 is refused as a whole and reported (``unknown`` / the value's error code).
+
+Saving never blocks control: save/delete change the bank in memory and wake the writer thread, which
+rewrites the file with the newest bank (a burst of saves becomes one or two writes). The bank is bounded
+(:data:`MAX_PRESETS` presets, a file of at most ``MAX_TOML_BYTES``): a save beyond that is refused with a
+``range`` error that says so. ``close()`` (a service) writes whatever is still pending.
 """
 from __future__ import annotations
 
@@ -28,18 +33,15 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bridge.params import PARAMS, PARAMS_BY_NAME, Param, ParamError, ParamStore, UnknownParam, WrongType
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from bridge.params import (PARAMS, PARAMS_BY_NAME, OutOfRange, Param, ParamError, ParamStore, UnknownParam,
+                           WrongType)
 
 log = logging.getLogger(__name__)
 
 SOURCE = "preset"
 EXCLUDED_GROUPS = ("presets", "telemetry")
 MAX_NAME = 64
+MAX_PRESETS = 256  # a show's cues; each is ~3 KB of TOML, so the file stays well under MAX_TOML_BYTES
 ErrorSink = Callable[[str, str], None]
 
 
@@ -58,7 +60,11 @@ def default_presets_path(settings_presets: str, show_file: str | None) -> Path:
 
 
 class PresetBank:
-    """The presets file and the running crossfade. Driven by the ``preset.*`` actions or called directly."""
+    """The presets file and the running crossfade. Driven by the ``preset.*`` actions or called directly.
+
+    A service (``start``/``close``/``stats``): its thread writes the file off the control path."""
+
+    kind = "presets"
 
     def __init__(self, store: ParamStore, path: Path, on_error: ErrorSink | None = None,
                  on_names: Callable[[list[str]], None] | None = None):
@@ -67,7 +73,14 @@ class PresetBank:
         self.on_error = on_error or (lambda code, detail: log.warning("preset %s: %s", code, detail))
         self.on_names = on_names or (lambda names: None)
         self.presets: dict[str, dict[str, Any]] = self._read()
+        self._blocks = {name: _toml_block(name, values) for name, values in self.presets.items()}
         self.current = ""
+        self._file = threading.Condition()  # guards _blocks and the two versions below
+        self._version = 0  # changes made to the bank
+        self._written = 0  # the version the file holds
+        self._stop = False
+        self._writer: threading.Thread | None = None
+        self.writes = 0
         self._lock = threading.Lock()
         self._fade: dict[str, tuple[float, float]] = {}  # float name -> (start value, target value)
         self._cuts: dict[str, Any] = {}  # discrete values applied at the end
@@ -81,26 +94,36 @@ class PresetBank:
         return sorted(self.presets)
 
     def save(self, name: str) -> dict[str, Any]:
+        """Store the live look as ``name`` now; the file follows on the writer thread."""
         name = _check_name(name)
+        if name not in self.presets and len(self.presets) >= MAX_PRESETS:
+            raise OutOfRange("preset.save", f"the bank is full ({MAX_PRESETS} presets): delete some first "
+                                            "(/vrb/preset/delete NAME) or overwrite an existing name")
         snapshot = self.store.snapshot()
         values = {p.name: snapshot[p.name] for p in preset_params()}
+        block = _toml_block(name, values)
+        from bridge.config import MAX_TOML_BYTES
+
+        if self._file_size() - len(self._blocks.get(name, "")) + len(block) > MAX_TOML_BYTES:
+            raise OutOfRange("preset.save", f"the presets file would exceed {MAX_TOML_BYTES >> 20} MiB: "
+                                            "delete some presets first")
         self.presets[name] = values
-        self._write()
+        self._changed(name, block)
         self.current = name
         return values
 
     def delete(self, name: str) -> None:
         name = _check_name(name)
         if name not in self.presets:
-            raise UnknownParam("preset.delete", f"no preset named {name!r} (have: {', '.join(self.names()) or 'none'})")
+            raise UnknownParam("preset.delete", f"no preset named {name!r} (have: {_names_brief(self.names())})")
         del self.presets[name]
-        self._write()
+        self._changed(name, None)
 
     def recall(self, name: str, fade_s: float | None = None) -> None:
         """Start (or cut to) a preset. Raises ParamError and changes nothing if it cannot be applied."""
         name = _check_name(name)
         if name not in self.presets:
-            raise UnknownParam("preset.recall", f"no preset named {name!r} (have: {', '.join(self.names()) or 'none'})")
+            raise UnknownParam("preset.recall", f"no preset named {name!r} (have: {_names_brief(self.names())})")
         targets = self._validated(name)
         fade_s = float(self.store.get("preset.fade") if fade_s is None else fade_s)
         now_values = self.store.snapshot()
@@ -141,6 +164,70 @@ class PresetBank:
         server.add_ticker(self.tick)
         self._wake = server.wake_tickers
 
+    # -- service: the writer thread --------------------------------------------------------------------
+    def start(self) -> None:
+        self._writer = threading.Thread(target=self._write_loop, name="presets-writer", daemon=True)
+        self._writer.start()
+
+    def close(self) -> None:
+        with self._file:
+            self._stop = True
+            self._file.notify_all()
+        if self._writer is not None:
+            self._writer.join(5.0)
+            self._writer = None
+        self._write_pending()  # never started, or changed after the thread's last write
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until the file holds every change made so far (tests, shutdown); whether it does."""
+        if self._writer is None:
+            self._write_pending()
+        with self._file:
+            return self._file.wait_for(lambda: self._written == self._version, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {"count": len(self.presets), "writes": self.writes, "pending": self._version != self._written,
+                "path": str(self.path)}
+
+    def describe(self) -> str:
+        return f"presets {self.path}"
+
+    def _changed(self, name: str, block: str | None) -> None:
+        with self._file:
+            if block is None:
+                self._blocks.pop(name, None)
+            else:
+                self._blocks[name] = block
+            self._version += 1
+            self._file.notify_all()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._file:
+                self._file.wait_for(lambda: self._stop or self._written != self._version)
+                if self._stop:
+                    return
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        """Write the newest bank if the file is behind it (whatever number of changes that covers)."""
+        with self._file:
+            if self._written == self._version:
+                return
+            version = self._version
+            text = "\n".join([_HEADER, *(self._blocks[n] for n in sorted(self._blocks))])
+        try:
+            self._write(text)
+            self.writes += 1
+        except OSError as exc:
+            self.on_error("io", f"cannot write {self.path}: {exc}")
+        with self._file:
+            self._written = max(self._written, version)  # a failed write is reported, not retried forever
+            self._file.notify_all()
+
+    def _file_size(self) -> int:
+        return len(_HEADER) + sum(len(b) + 1 for b in self._blocks.values())
+
     def telemetry(self) -> dict[str, Any]:
         return {"/vrb/preset/count": len(self.presets), "/vrb/preset/current": self.current,
                 "/vrb/preset/progress": self.progress()}
@@ -161,8 +248,6 @@ class PresetBank:
                 self.on_names(self.names())
         except ParamError as exc:
             self.on_error(exc.code, str(exc))
-        except OSError as exc:
-            self.on_error("io", f"{name}: cannot write {self.path}: {exc}")
 
     # -- file ----------------------------------------------------------------------------------------
     def _validated(self, name: str) -> dict[str, Any]:
@@ -183,27 +268,36 @@ class PresetBank:
         if not self.path.exists():
             return {}
         from bridge.cli import UserError
+        from bridge.config import read_toml
 
-        try:
-            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise UserError(f"presets file {self.path}: {exc}") from None
+        _, data = read_toml(self.path, "presets file")
         presets = data.get("presets", {})
         if not isinstance(presets, dict) or not all(isinstance(v, dict) for v in presets.values()):
             raise UserError(f"presets file {self.path}: expected [presets.NAME] tables")
         return {str(k): dict(v) for k, v in presets.items()}
 
-    def _write(self) -> None:
-        lines = ["# vrbridge presets: written by the engine (preset.save); safe to edit by hand.",
-                 "# Values are checked against the parameter table when recalled.", ""]
-        for name in self.names():
-            lines.append(f"[presets.{_toml_key(name)}]")
-            lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in self.presets[name].items()]
-            lines.append("")
+    def _write(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text("\n".join(lines), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, self.path)  # a crash mid-write never leaves half a file
+
+
+_HEADER = ("# vrbridge presets: written by the engine (preset.save); safe to edit by hand.\n"
+           "# Values are checked against the parameter table when recalled.\n")
+
+
+def _toml_block(name: str, values: dict[str, Any]) -> str:
+    lines = [f"[presets.{_toml_key(name)}]", *(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in values.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _names_brief(names: list[str], limit: int = 10) -> str:
+    """The first few names of a possibly long list, for an error line."""
+    if not names:
+        return "none"
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _check_name(name: Any) -> str:
