@@ -171,6 +171,7 @@ class Engine:
         self._cpu_threads = 1  # torch's thread count at start(); the two heavy stages split it on CPU
         self.osc_server = None  # bridge.osc.attach sets the control server (other stages add handlers to it)
         self.osc = None  # bridge.osc.attach: the OSC parts it built (telemetry, maps, presets, tempo, OSCQuery)
+        self.control_panel = None  # bridge.web.attach: the web control panel on the preview server
         for sink in sinks:
             self.add_sink(sink)
 

@@ -68,7 +68,7 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     engine.source_opened = True
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
-    for package in ("bridge.osc", "bridge.tracking"):
+    for package in ("bridge.osc", "bridge.tracking", "bridge.web"):
         attach = getattr(importlib.import_module(package), "attach", None)
         if attach is not None:
             attach(engine, settings)
@@ -162,7 +162,10 @@ def _make_sinks(settings: Mapping[str, Any], engine: Engine) -> list:
     specs: list[tuple[str, dict]] = []
     if settings["preview"] and settings["preview"].lower() != "off":
         specs.append((f"preview:{settings['preview']}", {"status": engine.health, "demo_notice":
-                                                        DEMO_NOTICE if engine.demo else ""}))
+                                                        DEMO_NOTICE if engine.demo else "",
+                                                        "token": settings.get("control_token", ""),
+                                                        "allow": settings.get("control_allow", ()),
+                                                        "public_view": settings.get("preview_public", False)}))
     if settings["record"]:
         specs.append((f"record:{settings['record']}", {"side_by_side": bool(settings.get("record_input", False)),
                                                        "fps": float(settings.get("record_fps", 30.0))}))

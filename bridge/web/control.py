@@ -1,0 +1,449 @@
+"""The web control panel at ``/control`` on the preview server: every live parameter of the table as a
+control, live both ways over one WebSocket (``/control/ws``).
+
+The page is generated from ``bridge/params.py`` (grouped like the table: sliders for ranged numbers, switches
+for bools, menus for choices, text fields for strings, number fields for wide ranges and pairs; every control
+carries ``data-param="<name>"``), with big freeze / blackout / tap buttons, preset recall and save, the live
+signals as meters and the routes as an editable list when the engine has them, and the output and input
+previews. Nothing here keeps a list of parameters of its own.
+
+WebSocket messages (JSON text frames):
+
+    client -> server   {"op": "set", "name": "psi", "value": 0.5, "id": 7}
+                       {"op": "route", "action": "add"|"remove"|"update", ...}   (when routes exist)
+    server -> client   {"type": "hello", "values": {...}, "presets": [...], "signals": [...], "routes": [...]}
+                       {"type": "values", "values": {"psi": 0.5, ...}}   changes from any writer, coalesced
+                       {"type": "ack", "id": 7, "name": "psi", "value": 2.0, "note": "5 clamped to 2.0"}
+                       {"type": "error", "id": 7, "error": "seed: 2147483648 is outside [...]"}
+                       {"type": "signals", "values": {...}}   ~15 times a second while signals exist
+                       {"type": "presets", "names": [...]}
+
+Every ``set`` goes through ``ParamStore.set`` exactly like OSC: out of range is clamped and said so (or
+rejected, per the table), garbage changes nothing; both are counted here and reported to the OSC control
+server's error listeners (so they reach ``/vrb/error`` and its counters) when one is running.
+"""
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+import logging
+import math
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from bridge.params import PARAMS, PARAMS_BY_NAME, Param, ParamError
+from bridge.web.access import same_origin
+
+log = logging.getLogger(__name__)
+
+SOURCE = "panel"
+SEND_HZ = 60.0  # most value messages per second per client
+SIGNALS_HZ = 15.0
+MAX_CLIENTS = 32
+MAX_MESSAGE = 16 * 1024
+SLIDER_SPAN_MAX = 10_000  # wider ranges get a number field (a slider over 2^31 seeds is no use)
+BIG_BUTTONS = ("freeze", "blackout")
+PANEL_GROUPS = ("output", "synthesis", "tempo", "presets", "encoder", "hands", "telemetry")
+
+
+class ControlPanel:
+    """Serves ``/control`` and ``/control/ws`` on a preview sink for one engine."""
+
+    def __init__(self, engine, preview):
+        self.engine = engine
+        self.store = engine.params
+        self.preview = preview
+        self.web = preview.web
+        self.counts = dict.fromkeys(("messages", "applied", "clamped", "rejected", "garbage", "clients_refused"), 0)
+        self._clients: dict[web.WebSocketResponse, _Client] = {}
+        preview.add_routes([web.get("/control", self._page), web.get("/control/ws", self._socket)],
+                           link=("/control", "control panel"))
+        self.web.on_stop(self._close_clients)
+
+    # -- life cycle (an engine service) ----------------------------------------------------------------
+    def start(self) -> None:
+        self.store.add_listener(self._on_change)
+
+    def close(self) -> None:
+        self.store.remove_listener(self._on_change)
+
+    def stats(self) -> dict[str, Any]:
+        return {**self.counts, "clients": len(self._clients)}
+
+    def describe(self) -> str:
+        return f"control panel {self.preview.url}control"
+
+    # -- page ----------------------------------------------------------------------------------------
+    async def _page(self, request: web.Request) -> web.Response:
+        return web.Response(text=render_panel(bool(self._presets())), content_type="text/html",
+                            headers={"Cache-Control": "no-store"})
+
+    # -- WebSocket -----------------------------------------------------------------------------------
+    async def _socket(self, request: web.Request) -> web.StreamResponse:
+        if not same_origin(request.headers.get("Origin"), request.host):
+            raise web.HTTPForbidden(text="control from a page of another site is refused\n")
+        if len(self._clients) >= MAX_CLIENTS:
+            self.counts["clients_refused"] += 1
+            raise web.HTTPServiceUnavailable(text="too many control panels open\n")
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=MAX_MESSAGE)
+        await ws.prepare(request)
+        client = _Client(ws)
+        self._clients[ws] = client
+        tasks = [asyncio.ensure_future(self._send_loop(client)), asyncio.ensure_future(self._signal_loop(client))]
+        try:
+            await client.send({"type": "hello", "values": live_values(self.store), "presets": self._presets(),
+                               "signals": self._signal_specs(), "routes": self._routes()}, self.web.write_timeout)
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    reply = await self.web.run_blocking(self.handle_text, message.data)
+                    if reply is not None:
+                        await client.send(reply, self.web.write_timeout)
+                elif message.type in (WSMsgType.BINARY, WSMsgType.ERROR):
+                    self.counts["garbage"] += 1
+        except (asyncio.TimeoutError, ConnectionError):
+            pass  # a client that stopped reading or went away: dropped
+        finally:
+            self._clients.pop(ws, None)
+            for task in tasks:
+                task.cancel()
+        return ws
+
+    def handle_text(self, text: str) -> dict[str, Any] | None:
+        """One message from a panel (runs on the server's worker pool: a set may take a lock or write a file)."""
+        self.counts["messages"] += 1
+        try:
+            message = json.loads(text)
+            if not isinstance(message, dict) or message.get("op") != "set" or not isinstance(message.get("name"), str):
+                raise ValueError("expects {\"op\": \"set\", \"name\": ..., \"value\": ...}")
+        except ValueError as exc:
+            self.counts["garbage"] += 1
+            self._report("malformed", f"control panel: {exc}")
+            return {"type": "error", "error": f"garbage: {exc}"}
+        return self.apply(message["name"], message.get("value"), message.get("id"))
+
+    def apply(self, name: str, value: Any, ident: Any = None) -> dict[str, Any]:
+        """Set one parameter through the store's validation; the reply says what was stored."""
+        try:
+            stored = self.store.set(name, value, source=SOURCE)
+        except ParamError as exc:
+            self.counts["rejected"] += 1
+            self._report(exc.code, f"control panel: {exc}")
+            return {"type": "error", "id": ident, "name": name, "error": str(exc)}
+        reply: dict[str, Any] = {"type": "ack", "id": ident, "name": name, "value": _jsonable(stored)}
+        if _was_clamped(value, stored):
+            self.counts["clamped"] += 1
+            reply["note"] = f"{value} clamped to {stored}"
+            self._report("clamped", f"control panel: {name} {value} clamped to {stored}")
+        self.counts["applied"] += 1
+        if name in ("preset.save", "preset.delete"):
+            self.web.call_soon(self._broadcast_presets)
+        return reply
+
+    def _report(self, code: str, detail: str) -> None:
+        server = getattr(self.engine, "osc_server", None)
+        if server is not None and code != "clamped":
+            server.report_error(code, detail)
+        elif code == "clamped":
+            log.info("%s", detail)
+
+    # -- pushing changes -------------------------------------------------------------------------------
+    def _on_change(self, name: str, value: Any, source: str) -> None:
+        """A ParamStore listener (any thread); the change is queued on the loop for every panel."""
+        if self._clients and PARAMS_BY_NAME[name].kind != "action":
+            self.web.call_soon(self._queue, name, _jsonable(value))
+
+    def _queue(self, name: str, value: Any) -> None:
+        for client in self._clients.values():
+            client.pending[name] = value
+            client.event.set()
+
+    async def _send_loop(self, client: "_Client") -> None:
+        while not client.ws.closed:
+            await client.event.wait()
+            client.event.clear()
+            values, client.pending = client.pending, {}
+            if values:
+                await client.send({"type": "values", "values": values}, self.web.write_timeout)
+            await asyncio.sleep(1.0 / SEND_HZ)
+
+    async def _signal_loop(self, client: "_Client") -> None:
+        while not client.ws.closed:
+            await asyncio.sleep(1.0 / SIGNALS_HZ)
+            values = self._signal_values()
+            if values:
+                await client.send({"type": "signals", "values": values}, self.web.write_timeout)
+
+    def _broadcast_presets(self) -> None:
+        message = {"type": "presets", "names": self._presets()}
+        for client in self._clients.values():
+            asyncio.ensure_future(client.send(message, self.web.write_timeout))
+
+    async def _close_clients(self) -> None:
+        for ws in list(self._clients):
+            await ws.close()
+
+    # -- what the engine has ---------------------------------------------------------------------------
+    def _presets(self) -> list[str]:
+        bank = getattr(getattr(self.engine, "osc", None), "presets", None)
+        return bank.names() if bank is not None else []
+
+    def _signal_specs(self) -> list[dict[str, Any]]:
+        return []
+
+    def _signal_values(self) -> dict[str, float]:
+        return {}
+
+    def _routes(self) -> list[dict[str, Any]]:
+        return []
+
+
+class _Client:
+    def __init__(self, ws: web.WebSocketResponse):
+        self.ws = ws
+        self.pending: dict[str, Any] = {}
+        self.event = asyncio.Event()
+
+    async def send(self, message: dict[str, Any], timeout: float) -> None:
+        await asyncio.wait_for(self.ws.send_str(json.dumps(message)), timeout)
+
+
+def live_values(store) -> dict[str, Any]:
+    snapshot = store.snapshot()
+    return {p.name: _jsonable(snapshot[p.name]) for p in PARAMS if p.live and p.kind != "action"}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _was_clamped(asked: Any, stored: Any) -> bool:
+    if isinstance(asked, bool) or not isinstance(asked, (int, float)) or not isinstance(stored, (int, float)):
+        return False
+    return float(asked) != float(stored)
+
+
+# ------------------------------------------------------------------------------------------------------
+# The page
+# ------------------------------------------------------------------------------------------------------
+def control_html(param: Param) -> str:
+    """The control for one parameter: its kind and range decide the element; every one carries data-param."""
+    name = html.escape(param.name)
+    attrs = f'data-param="{name}" id="p-{name}" data-kind="{param.kind}"'
+    unit = f'<span class="unit">{html.escape(param.unit)}</span>' if param.unit else ""
+    if param.kind == "bool":
+        field = f'<input type="checkbox" role="switch" {attrs}>'
+    elif param.kind == "enum":
+        options = "".join(f'<option value="{html.escape(c)}">{html.escape(c)}</option>' for c in param.choices)
+        field = f'<select {attrs}>{options}</select>'
+    elif param.kind in ("float", "int") and _slider(param):
+        step = "1" if param.kind == "int" else _step(param)
+        field = (f'<input type="range" {attrs} min="{param.min:g}" max="{param.max:g}" step="{step}">'
+                 f'<output for="p-{name}" class="readout"></output>')
+    elif param.kind in ("float", "int"):
+        bounds = "".join(f' {k}="{v:g}"' for k, v in (("min", param.min), ("max", param.max)) if v is not None)
+        step = "1" if param.kind == "int" else "any"
+        field = f'<input type="number" inputmode="decimal" {attrs}{bounds} step="{step}">'
+    elif param.kind == "int2":
+        bounds = f' min="{param.min:g}" max="{param.max:g}"'
+        field = "".join(f'<input type="number" inputmode="numeric" data-param="{name}" data-kind="int2" '
+                        f'data-part="{i}" step="1"{bounds} aria-label="{name} {part}">'
+                        for i, part in enumerate(("start", "end")))
+    elif param.kind == "action":
+        field = f'<button type="button" class="action" {attrs}>{name}</button>'
+    else:
+        field = f'<input type="text" {attrs} maxlength="256" spellcheck="false">'
+    return (f'<div class="ctl" title="{html.escape(param.description)}"><label for="p-{name}">{name}</label>'
+            f'{field}{unit}</div>')
+
+
+def _slider(param: Param) -> bool:
+    return param.min is not None and param.max is not None and param.max - param.min <= SLIDER_SPAN_MAX
+
+
+def _step(param: Param) -> str:
+    span = float(param.max) - float(param.min)
+    return f"{10 ** math.floor(math.log10(span / 1000)):g}" if span > 0 else "any"
+
+
+def groups() -> list[tuple[str, list[Param]]]:
+    """Live parameters by table group, in the panel's order (groups it does not know come last)."""
+    found: dict[str, list[Param]] = {}
+    for param in PARAMS:
+        if param.live and not param.name.startswith("preset.") and param.name not in BIG_BUTTONS + ("tap",):
+            found.setdefault(param.group, []).append(param)
+    order = [g for g in PANEL_GROUPS if g in found] + [g for g in found if g not in PANEL_GROUPS]
+    return [(g, found[g]) for g in order]
+
+
+def render_panel(has_presets: bool = True) -> str:
+    sections = []
+    for index, (group, params) in enumerate(groups()):
+        body = "".join(control_html(p) for p in params)
+        sections.append(f'<details class="group" data-group="{html.escape(group)}"{" open" if index < 2 else ""}>'
+                        f'<summary>{html.escape(group)}</summary>{body}</details>')
+    return PANEL.replace("{preset_fade}", control_html(PARAMS_BY_NAME["preset.fade"])).replace(
+        "{groups}", "".join(sections))
+
+
+PANEL = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1, viewport-fit=cover">
+<title>vrbridge control</title>
+<style>
+ :root{color-scheme:dark}
+ body{background:#111;color:#ddd;font:16px system-ui,sans-serif;margin:0;padding:0 10px 40px}
+ header{position:sticky;top:0;background:#111;padding:8px 0;z-index:2;border-bottom:1px solid #333}
+ .big{display:grid;grid-template-columns:repeat(3,1fr);gap:8px}
+ .big button{font-size:20px;font-weight:600;padding:18px 4px;border-radius:10px;border:2px solid #555;background:#222;color:#eee;touch-action:manipulation}
+ .big button[aria-pressed=true]{background:#b33;border-color:#f66}
+ #tap.flash{background:#3a6}
+ #state{font-size:12px;color:#888;margin-top:4px;min-height:1.2em}
+ #state.bad{color:#f88}
+ .previews{display:flex;gap:8px;margin:8px 0}
+ .previews img{width:50%;max-width:360px;background:#000;border-radius:6px}
+ details{border:1px solid #333;border-radius:8px;margin:8px 0;padding:0 8px}
+ summary{font-weight:600;padding:10px 0;font-size:17px;text-transform:capitalize}
+ .ctl{display:grid;grid-template-columns:minmax(90px,38%) 1fr auto;align-items:center;gap:6px;padding:6px 0;border-top:1px solid #222}
+ .ctl label{font-size:13px;color:#aaa;overflow-wrap:anywhere}
+ input[type=range]{width:100%;height:36px;accent-color:#4af}
+ input[type=checkbox]{width:36px;height:36px;accent-color:#4af}
+ select,input[type=text],input[type=number]{font-size:16px;background:#222;color:#eee;border:1px solid #444;border-radius:6px;padding:8px;min-width:0;width:100%;box-sizing:border-box}
+ .ctl input[data-kind=int2]{width:48%}
+ .readout{font:13px monospace;color:#9cf;min-width:4em;text-align:right}
+ .unit{font-size:12px;color:#888}
+ button.action,.row button{font-size:16px;padding:10px 14px;border-radius:8px;background:#234;color:#eee;border:1px solid #456}
+ .row{display:flex;gap:6px;flex-wrap:wrap;align-items:center;padding:6px 0}
+ .meter{display:grid;grid-template-columns:minmax(90px,38%) 1fr;gap:6px;align-items:center;font-size:13px}
+ .meter progress{width:100%;height:14px}
+ .flashok{outline:2px solid #3a6} .flashbad{outline:2px solid #f55}
+</style></head><body>
+<header>
+ <div class="big">
+  <button type="button" id="freeze" data-param="freeze" data-kind="bool" aria-pressed="false">FREEZE</button>
+  <button type="button" id="blackout" data-param="blackout" data-kind="bool" aria-pressed="false">BLACKOUT</button>
+  <button type="button" id="tap" data-param="tap" data-kind="action">TAP</button>
+ </div>
+ <div id="state">connecting...</div>
+</header>
+<div class="previews"><img id="out" src="/stream.mjpg" alt="output"><img id="in" src="/input.mjpg" alt="input"></div>
+<details open class="group" data-group="presets"><summary>presets</summary>
+ <div class="row" id="presets"></div>
+ <div class="row"><input type="text" id="preset-name" placeholder="preset name" maxlength="64">
+  <button type="button" id="preset-save" data-param="preset.save" data-kind="action">save</button></div>
+ {preset_fade}
+</details>
+<details class="group" id="signals-box" hidden><summary>signals</summary><div id="signals"></div></details>
+<details class="group" id="routes-box" hidden><summary>routes</summary><div id="routes"></div></details>
+{groups}
+<script>
+"use strict";
+const token = new URLSearchParams(location.search).get('token');
+const els = name => document.querySelectorAll('[data-param="'+CSS.escape(name)+'"]');
+const state = document.getElementById('state');
+let ws, nextId = 1, dragging = new Set(), pending = new Map(), values = {};
+function say(text, bad){ state.textContent = text; state.className = bad ? 'bad' : ''; }
+function send(name, value){ if(ws && ws.readyState === 1) ws.send(JSON.stringify({op:'set', name, value, id: nextId++})); }
+function show(name, value){
+  values[name] = value;
+  for (const el of els(name)) {
+    if (dragging.has(el)) continue;
+    const kind = el.dataset.kind;
+    if (el.tagName === 'BUTTON' && kind === 'bool') { el.setAttribute('aria-pressed', String(!!value)); continue; }
+    if (kind === 'bool') el.checked = !!value;
+    else if (kind === 'int2') el.value = value[+el.dataset.part];
+    else if (document.activeElement !== el || el.type === 'range') el.value = value;
+    el.dataset.value = JSON.stringify(value);
+    const out = el.parentElement.querySelector('output'); if (out) out.textContent = (+value).toPrecision(3);
+  }
+}
+function throttled(name){  // one message per animation frame while a slider moves
+  if (pending.has(name)) return;
+  pending.set(name, true);
+  requestAnimationFrame(() => { pending.delete(name); const el = els(name)[0]; send(name, el.dataset.kind === 'int' ? parseInt(el.value) : parseFloat(el.value)); });
+}
+function wire(el){
+  const name = el.dataset.param, kind = el.dataset.kind;
+  if (el.tagName === 'BUTTON') {
+    el.addEventListener('click', () => {
+      if (kind === 'bool') send(name, !values[name]);
+      else if (name === 'preset.save') { const n = document.getElementById('preset-name').value.trim(); if (n) send(name, n); }
+      else send(name, '');
+      if (name === 'tap') { el.classList.add('flash'); setTimeout(() => el.classList.remove('flash'), 120); }
+    });
+  } else if (el.type === 'range') {
+    el.addEventListener('pointerdown', () => dragging.add(el));
+    const up = () => dragging.delete(el);
+    el.addEventListener('pointerup', up); el.addEventListener('pointercancel', up); el.addEventListener('change', up);
+    el.addEventListener('input', () => { const o = el.parentElement.querySelector('output'); if (o) o.textContent = (+el.value).toPrecision(3); throttled(name); });
+  } else if (kind === 'bool') {
+    el.addEventListener('change', () => send(name, el.checked));
+  } else if (kind === 'int2') {
+    el.addEventListener('change', () => { const pair = [...els(name)].map(e => parseInt(e.value)); send(name, pair); });
+  } else {
+    el.addEventListener('change', () => send(name, kind === 'float' ? parseFloat(el.value) : kind === 'int' ? parseInt(el.value) : el.value));
+  }
+}
+document.querySelectorAll('[data-param]').forEach(wire);
+function presets(names){
+  const box = document.getElementById('presets'); box.replaceChildren();
+  for (const n of names) {
+    const b = document.createElement('button'); b.type = 'button'; b.textContent = n;
+    b.dataset.preset = n; b.addEventListener('click', () => send('preset.recall', n)); box.appendChild(b);
+  }
+  if (!names.length) box.textContent = 'no presets saved yet';
+}
+function meters(specs){
+  const box = document.getElementById('signals'); box.replaceChildren();
+  document.getElementById('signals-box').hidden = !specs.length;
+  for (const s of specs) {
+    const row = document.createElement('div'); row.className = 'meter';
+    const label = document.createElement('span'); label.textContent = s.name;
+    const bar = document.createElement('progress'); bar.max = 1; bar.dataset.signal = s.name;
+    bar.dataset.low = s.low; bar.dataset.high = s.high; row.append(label, bar); box.appendChild(row);
+  }
+}
+function routes(list){
+  const box = document.getElementById('routes'); box.replaceChildren();
+  document.getElementById('routes-box').hidden = !list.length && !window.routesEditable;
+  for (const r of list) {
+    const row = document.createElement('div'); row.className = 'row'; row.dataset.route = r.index;
+    row.textContent = r.from + ' \u2192 ' + r.to + ' ';
+    box.appendChild(row);
+  }
+}
+function connect(){
+  const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/control/ws' + (token ? '?token=' + encodeURIComponent(token) : '');
+  ws = new WebSocket(url);
+  ws.onopen = () => say('connected');
+  ws.onclose = () => { say('disconnected: retrying', true); setTimeout(connect, 1000); };
+  ws.onmessage = ev => {
+    const m = JSON.parse(ev.data);
+    if (m.type === 'hello') { for (const [k, v] of Object.entries(m.values)) show(k, v); presets(m.presets); meters(m.signals); routes(m.routes); document.body.dataset.ready = '1'; }
+    else if (m.type === 'values') { for (const [k, v] of Object.entries(m.values)) show(k, v); }
+    else if (m.type === 'presets') presets(m.names);
+    else if (m.type === 'signals') { for (const [k, v] of Object.entries(m.values)) { const bar = document.querySelector('[data-signal="'+CSS.escape(k)+'"]'); if (bar) { const lo = +bar.dataset.low, hi = +bar.dataset.high; bar.value = Math.min(1, Math.max(0, (v - lo) / ((hi - lo) || 1))); } } }
+    else if (m.type === 'ack') { if (m.note) say(m.note); if (m.name && m.value !== undefined && !m.name.startsWith('preset.') && m.name !== 'tap') show(m.name, m.value); }
+    else if (m.type === 'error') say(m.error, true);
+  };
+}
+connect();
+</script>
+</body></html>
+"""
+
+
+def attach(engine, settings) -> ControlPanel | None:
+    """Put the panel on the engine's preview server (none when the preview is off)."""
+    preview = next((s for s in engine.sinks if getattr(s, "kind", "") == "preview"), None)
+    if preview is None:
+        return None
+    panel = ControlPanel(engine, preview)
+    engine.add_service(panel)
+    engine.control_panel = panel
+    return panel

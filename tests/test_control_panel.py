@@ -1,0 +1,205 @@
+"""The web control panel driven in a real headless Chromium (selenium + chromedriver) against the real engine
+(embedded demo network, pattern source): a slider move reaches the engine (seen in its OSC telemetry), an OSC
+change moves the slider, a preset button recalls, and in LAN mode control without the token is refused.
+The panel's own validation is also checked over a plain WebSocket client."""
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from pythonosc.udp_client import SimpleUDPClient
+
+from bridge.params import PARAMS
+from conftest import require_tool
+from test_osc_support import Collector, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def _browser(tmp_path, width=420, height=900):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = require_tool("chromium")
+    options.page_load_strategy = "eager"  # the MJPEG previews never finish "loading"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--no-first-run", "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile'}",
+                 f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(require_tool("chromedriver")))
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory):
+    import torch
+
+    from bridge.startup import build_engine
+
+    torch.set_num_threads(1)
+    collector = Collector()
+    engine = build_engine({"osc_in": "127.0.0.1:0", "oscquery": "off", "preview": "127.0.0.1:0",
+                           "osc_out": [collector.endpoint],
+                           "presets": str(tmp_path_factory.mktemp("panel") / "presets.toml")})
+    engine.start()
+    yield engine, collector
+    engine.stop()
+    collector.close()
+
+
+@pytest.fixture(scope="module")
+def browser(running, tmp_path_factory):
+    driver = _browser(tmp_path_factory.mktemp("chrome"))
+    engine, _ = running
+    driver.get(engine.control_panel.preview.url + "control")
+    wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 20)
+    yield driver
+    driver.quit()
+
+
+def _click(driver, element) -> None:
+    """Scroll the element to the middle of the screen (clear of the sticky header), then click it."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    element.click()
+
+
+def _slider_value(driver, name: str) -> float:
+    return float(driver.execute_script(f"return document.querySelector('[data-param=\"{name}\"]').value"))
+
+
+def test_every_live_parameter_has_a_control(running, browser):
+    names = set(browser.execute_script(
+        "return [...document.querySelectorAll('[data-param]')].map(e => e.dataset.param)"))
+    wanted = {p.name for p in PARAMS if p.live and p.name not in ("preset.recall", "preset.delete", "preset.list")}
+    assert wanted <= names, wanted - names
+    assert browser.execute_script("return document.querySelector('[data-param=psi]').type") == "range"
+    assert browser.execute_script("return document.querySelector('[data-param=noise_mode]').tagName") == "SELECT"
+    assert browser.execute_script("return document.querySelector('[data-param=seed]').type") == "number"
+
+
+def test_moving_the_psi_slider_changes_the_engine(running, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    engine, collector = running
+    slider = browser.find_element("css selector", '[data-param="psi"]')
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", slider)
+    width = slider.size["width"]
+    ActionChains(browser).move_to_element_with_offset(slider, int(width * 0.4) - 2, 0).click().perform()
+    target = _slider_value(browser, "psi")  # where the click put the thumb: about 0.9 of [-1, 2] on the right
+    assert target > 1.0
+    assert wait_until(lambda: engine.params.get("psi") == pytest.approx(target), 5.0)
+    collector.wait_for("/vrb/psi", timeout=60, where=lambda a: a[0] == pytest.approx(target, abs=1e-4))
+
+
+def test_an_osc_change_moves_the_slider(running, browser):
+    engine, _ = running
+    SimpleUDPClient("127.0.0.1", engine.osc_server.port).send_message("/vrb/psi", -0.5)
+    assert wait_until(lambda: _slider_value(browser, "psi") == pytest.approx(-0.5), 5.0)
+    SimpleUDPClient("127.0.0.1", engine.osc_server.port).send_message("/vrb/freeze", True)
+    assert wait_until(lambda: browser.execute_script(
+        "return document.getElementById('freeze').getAttribute('aria-pressed')") == "true", 5.0)
+    engine.params.set("freeze", False)
+
+
+def test_a_preset_button_recalls(running, browser):
+    engine, _ = running
+    engine.params.set("psi", 1.5)
+    engine.osc.presets.save("wide")
+    engine.params.set("psi", 0.1)
+    browser.refresh()  # the preset list comes with the page's hello
+    wait_until(lambda: browser.execute_script("return document.body.dataset.ready") == "1", 20)
+    _click(browser, browser.find_element("css selector", '[data-preset="wide"]'))
+    assert wait_until(lambda: engine.params.get("psi") == pytest.approx(1.5), 5.0)
+    assert wait_until(lambda: _slider_value(browser, "psi") == pytest.approx(1.5), 5.0)
+
+
+def test_the_big_buttons_and_the_save_button(running, browser):
+    engine, _ = running
+    browser.find_element("id", "blackout").click()
+    assert wait_until(lambda: engine.params.get("blackout") is True, 5.0)
+    browser.find_element("id", "blackout").click()
+    assert wait_until(lambda: engine.params.get("blackout") is False, 5.0)
+    browser.find_element("id", "preset-name").send_keys("from-panel")
+    _click(browser, browser.find_element("id", "preset-save"))
+    assert wait_until(lambda: "from-panel" in engine.osc.presets.names(), 5.0)
+    assert wait_until(lambda: browser.execute_script(
+        "return !!document.querySelector('[data-preset=\"from-panel\"]')"), 5.0)
+
+
+def _ws_exchange(url: str, messages: list, headers=None) -> list[dict]:
+    import aiohttp
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url, headers=headers or {}) as ws:
+                hello = json.loads((await ws.receive(timeout=5)).data)
+                replies = [hello]
+                for message in messages:
+                    await ws.send_str(message if isinstance(message, str) else json.dumps(message))
+                    while True:
+                        reply = json.loads((await ws.receive(timeout=5)).data)
+                        if reply["type"] in ("ack", "error"):
+                            replies.append(reply)
+                            break
+                return replies
+
+    return asyncio.run(main())
+
+
+def test_panel_input_is_validated_like_osc(running):
+    engine, collector = running
+    panel = engine.control_panel
+    url = panel.preview.url.replace("http", "ws") + "control/ws"
+    before = dict(panel.counts)
+    seed = engine.params.get("seed")
+    replies = _ws_exchange(url, [{"op": "set", "name": "psi", "value": 9.0, "id": 1},
+                                 {"op": "set", "name": "seed", "value": -5, "id": 2},
+                                 {"op": "set", "name": "nope", "value": 1, "id": 3},
+                                 "garbage{", {"op": "set", "name": "network", "value": "x.pkl", "id": 4}])
+    hello, clamped, rejected, unknown, garbage, startup = replies
+    assert hello["type"] == "hello" and hello["values"]["seed"] == seed
+    assert clamped["type"] == "ack" and clamped["value"] == 2.0 and "clamped" in clamped["note"]
+    assert rejected["type"] == "error" and "seed" in rejected["error"] and engine.params.get("seed") == seed
+    assert unknown["type"] == "error" and garbage["type"] == "error" and startup["type"] == "error"
+    assert panel.counts["clamped"] - before["clamped"] == 1
+    assert panel.counts["rejected"] - before["rejected"] == 3 and panel.counts["garbage"] - before["garbage"] == 1
+    collector.wait_for("/vrb/error", timeout=5, where=lambda a: a[0] == "range" and "control panel" in a[1])
+    with pytest.raises(Exception):  # a page of another site may not open the control socket
+        _ws_exchange(url, [], headers={"Origin": "http://evil.example"})
+
+
+def test_lan_mode_refuses_control_without_the_token(tmp_path):
+    from bridge.params import ParamStore
+    from bridge.sinks import make_sink
+    from bridge.web.control import ControlPanel
+
+    class Engine:  # the panel needs only params (and optionally osc/osc_server) from an engine
+        params = ParamStore()
+        osc = osc_server = None
+
+    preview = make_sink("preview:0.0.0.0:0", token="sesame")
+    panel = ControlPanel(Engine, preview)
+    preview.start()
+    panel.start()
+    base = f"http://127.0.0.1:{preview.port}"
+    driver = _browser(tmp_path)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as denied:
+            urllib.request.urlopen(base + "/control", timeout=5)
+        assert denied.value.code == 403
+        with pytest.raises(Exception):
+            _ws_exchange(base.replace("http", "ws") + "/control/ws", [])
+        driver.get(base + "/control")  # no token: the browser is refused too
+        assert "needs the control token" in driver.page_source
+        driver.get(base + "/control?token=sesame")
+        assert wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 20)
+        driver.find_element("id", "freeze").click()
+        assert wait_until(lambda: Engine.params.get("freeze") is True, 5.0)
+        assert preview.denied >= 3
+    finally:
+        driver.quit()
+        panel.close()
+        preview.close()
