@@ -106,8 +106,10 @@ def _check_full_digest(spec: WeightsSpec) -> None:
         raise RuntimeError(f"invalid hash value (expected sha256 {spec.sha256}, got {digest})")
 
 
-def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
-    """A state dict from a torch file (weights only, memory-mapped when possible) or a safetensors file."""
+def read_state_dict(path: Path, what: str = "encoder weights") -> Mapping[str, torch.Tensor]:
+    """A state dict from a torch file (weights only, memory-mapped when possible) or a safetensors file.
+
+    ``what`` names the file in the error (other models, e.g. the depth network, read theirs here too)."""
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -118,7 +120,7 @@ def read_state_dict(path: Path) -> Mapping[str, torch.Tensor]:
     except EncoderError:
         raise
     except Exception as exc:
-        raise EncoderError(f"{path}: cannot read encoder weights: {_one_line(exc)}") from exc
+        raise EncoderError(f"{path}: cannot read {what}: {_one_line(exc)}") from exc
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]  # a checkpoint wrapping the state dict, as some training scripts save it
     return state

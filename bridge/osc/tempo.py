@@ -80,6 +80,19 @@ class Tempo:
         now = self.clock() if now is None else now
         self._reanchor(now, 0.0, self._bpm)
 
+    def align(self, phase: float, now: float | None = None, tolerance: float = 0.0) -> bool:
+        """Move the beat position so its fraction is ``phase`` (0..1) now, by the shorter way round, keeping
+        bpm; nothing happens when it is already within ``tolerance`` beats. Returns whether it moved.
+        An external beat tracker (audio) uses this to lock the LFO and the beat phase to the music."""
+        now = self.clock() if now is None else now
+        beats = self.beats(now)
+        error = (phase - beats) % 1.0
+        error = error - 1.0 if error > 0.5 else error
+        if abs(error) <= tolerance:
+            return False
+        self._reanchor(now, beats + error, self._bpm)
+        return True
+
     # -- the LFO --------------------------------------------------------------------------------------
     def tick(self, now: float) -> bool:
         """Set the LFO target for ``now``; return whether the LFO is running (a server ticker)."""
