@@ -92,6 +92,13 @@ class FileInput:
         self._next += BLOCK / SR
         return self._take(BLOCK)
 
+    def blocks(self):
+        """Every whole block of one pass, as fast as the caller takes them (offline analysis: tests, bench)."""
+        if self.samples is None:
+            raise AudioInputError(f"audio file:{self.path}: not open")
+        for start in range(0, len(self.samples) - BLOCK + 1, BLOCK):
+            yield self.samples[start:start + BLOCK]
+
     def _take(self, count: int) -> np.ndarray:
         end = self._pos + count
         if end < len(self.samples):
