@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     "run": "bridge.commands.run",
     "inspect": "bridge.commands.inspect",
     "render": "bridge.commands.render",
+    "convert": "bridge.commands.convert",
+    "models": "bridge.commands.models",
     "params": "bridge.commands.params",
     "bench": "bridge.commands.bench",
     "osc-monitor": "bridge.commands.osc_monitor",

@@ -64,7 +64,7 @@ def test_inspect_json_counts_parameters(cli):
     expected = sum(int(np.prod(shape)) for _, kind, shape, _ in manifest["tensors"] if kind == "param")
     assert facts["parameters"] == expected
     assert facts["style_layers"] == {"coarse": [0, 1, 2], "middle": [3, 4], "fine": [5, 6, 7]}
-    assert facts["config"]["arch"] == "stylegan2" and facts["format"] == "pickle"
+    assert facts["config"]["arch"] == "stylegan2" and facts["format"] == "nvidia-pickle"
 
 
 def test_inspect_saved_conditional_model(tmp_path, cli):

@@ -13,7 +13,8 @@ HELP = "show a StyleGAN model's architecture, resolution, dims, style layers, si
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="NVIDIA .pkl, .safetensors (+ .json), or .pt/.pth with --config")
+    parser.add_argument("model", help="NVIDIA .pkl (PyTorch or TensorFlow), rosinality .pt, .safetensors (+ .json), "
+                        "a .pt/.pth state dict with --config, or a model-library name (vrbridge models)")
     parser.add_argument("--key", default="G_ema", help="network inside a snapshot pickle (default G_ema)")
     parser.add_argument("--config", default="", help="generator config JSON file, for a plain state dict")
     parser.add_argument("--json", action="store_true", help="print the facts as one JSON object")
@@ -63,7 +64,7 @@ def describe(generator, path: str, key: str) -> dict:
     groups = default_layer_groups(generator)
     return {
         "file": str(path),
-        "format": sniff_format(Path(path)),
+        "format": getattr(generator, "source_format", None) or sniff_format(Path(path)),
         "network": key,
         "architecture": architecture_label(generator.config),
         "arch": generator.arch,
@@ -82,8 +83,6 @@ def describe(generator, path: str, key: str) -> dict:
     }
 
 
-_FORMAT_NAMES = {"pickle": "NVIDIA network pickle", "safetensors": "safetensors + JSON config",
-                 "torch": "torch state dict"}
 
 
 def _span(layers: list[int]) -> str:
@@ -91,12 +90,14 @@ def _span(layers: list[int]) -> str:
 
 
 def format_text(facts: dict) -> str:
+    from bridge.stylegan.loader import FORMAT_NAMES
+
     layers = facts["style_layers"]
     cond = f"yes ({facts['c_dim']} classes)" if facts["conditional"] else "no"
     rows = [
         ("file", facts["file"]),
-        ("format", _FORMAT_NAMES.get(facts["format"], facts["format"])
-         + (f" (network {facts['network']})" if facts["format"] == "pickle" else "")),
+        ("format", FORMAT_NAMES.get(facts["format"], facts["format"])
+         + (f" (network {facts['network']})" if facts["format"] == "nvidia-pickle" else "")),
         ("architecture", f"{facts['architecture']} ({facts['arch']})"),
         ("resolution", f"{facts['img_resolution']}x{facts['img_resolution']}, {facts['img_channels']} channels"),
         ("z_dim / w_dim", f"{facts['z_dim']} / {facts['w_dim']}"),

@@ -1,12 +1,14 @@
-"""Load and save generators: NVIDIA pickles, safetensors + JSON config, plain torch state dicts.
+"""Load and save generators: NVIDIA pickles (PyTorch and TensorFlow-era), rosinality checkpoints,
+safetensors + JSON config, plain torch state dicts.
 
     load_network(path, key="G_ema", device="cpu", config=None) -> Generator
     save_network(generator, path)                             -> (weights path, config path)
     config_from_record(record)                                -> config dict (see generator.py)
 
 The format of a file is decided by its first bytes, not its name, so a renamed file still loads through the
-safe path that fits it: NVIDIA pickles only ever go through :mod:`bridge.stylegan.pickle_reader` (never
-``pickle.load``), torch files through ``torch.load(weights_only=True)``.
+safe path that fits it: NVIDIA pickles (both eras) only ever go through :mod:`bridge.stylegan.pickle_reader`
+(never ``pickle.load``), torch files through ``torch.load(weights_only=True)``. TensorFlow-era networks are
+converted by :mod:`bridge.stylegan.tf_pickle`, rosinality checkpoints by :mod:`bridge.stylegan.rosinality`.
 Every failure is a :class:`NetworkLoadError` (or its :class:`UnsafePickleError`) with a one-line reason.
 """
 from __future__ import annotations
@@ -22,12 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from bridge.stylegan.pickle_reader import NetworkLoadError, NetworkRecord, network_records, read_snapshot
+from bridge.stylegan.pickle_reader import (NetworkLoadError, NetworkRecord, TFNetworkRecord, network_records,
+                                          read_snapshot)
 
 log = logging.getLogger(__name__)
 
 __all__ = ["load_network", "save_network", "config_from_record", "build_generator", "load_state", "file_sha256",
-           "sniff_format", "CONFIG_METADATA_KEY"]
+           "sniff_format", "CONFIG_METADATA_KEY", "FORMAT_NAMES"]
 
 CONFIG_METADATA_KEY = "vrbridge_config"  # safetensors metadata entry holding the config JSON
 
@@ -134,8 +137,8 @@ def sniff_format(path: Path) -> str:
         return "safetensors"
     if head[:1] == b"\x80" and head[1:2] in _PICKLE_PROTOCOLS:
         return "pickle"
-    raise NetworkLoadError(f"{path}: unrecognised file format (expected an NVIDIA .pkl, .safetensors or "
-                           "a torch .pt/.pth state dict)")
+    raise NetworkLoadError(f"{path}: unrecognised file format (expected an NVIDIA .pkl, a rosinality .pt, "
+                           ".safetensors or a torch .pt/.pth state dict)")
 
 
 def _read_json(path: Path) -> dict:
@@ -177,12 +180,17 @@ def _only_tensors(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
-def _load_torch(path: Path, key: str) -> tuple[dict, dict | None]:
+def _load_torch(path: Path, key: str) -> tuple[dict, dict | None, str]:
+    from bridge.stylegan.rosinality import convert_rosinality, is_rosinality, load_torch_file
+
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+        obj = load_torch_file(str(path))
     except Exception as exc:  # weights_only refuses code; corrupt archives raise assorted errors
-        raise NetworkLoadError(f"{path}: not a loadable torch state dict ({type(exc).__name__}: "
+        raise NetworkLoadError(f"{path}: not a loadable torch file ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
+    if is_rosinality(obj):
+        config, state = convert_rosinality(obj, key, str(path))
+        return state, config, "rosinality"
     config = obj.get("config") if isinstance(obj, dict) and isinstance(obj.get("config"), dict) else None
     for candidate in (obj, obj.get(key) if isinstance(obj, dict) else None,
                       obj.get("state_dict") if isinstance(obj, dict) else None):
@@ -192,31 +200,51 @@ def _load_torch(path: Path, key: str) -> tuple[dict, dict | None]:
                 candidate = {name[len(prefix):]: t for name, t in candidate.items()}
             if config is None and _sidecar(path).exists():
                 config = _read_json(_sidecar(path))
-            return dict(candidate), config
+            return dict(candidate), config, "torch"
     keys = sorted(map(str, obj))[:10] if isinstance(obj, dict) else type(obj).__name__
     raise NetworkLoadError(f"{path}: no state dict found (top-level: {keys})")
 
 
-def _load_pickle(path: Path, key: str, progress: bool | None) -> tuple[dict, dict]:
+def _load_pickle(path: Path, key: str, progress: bool | None) -> tuple[dict, dict, str]:
     snapshot = read_snapshot(path, progress=progress)
+    if any(isinstance(v, TFNetworkRecord) for v in snapshot.values()):
+        from bridge.stylegan.tf_pickle import convert_tf_generator, tf_network_for_key
+
+        config, state = convert_tf_generator(tf_network_for_key(snapshot, key, str(path)), str(path))
+        return state, config, "tensorflow-pickle"
     record = snapshot.get(key)
     if not isinstance(record, NetworkRecord):
         available = ", ".join(sorted(network_records(snapshot))) or "none"
         raise NetworkLoadError(f"{path}: no network {key!r} in this snapshot (networks: {available}; "
                                f"keys: {', '.join(map(str, snapshot))})")
-    return dict(record.state_dict()), config_from_record(record)
+    return dict(record.state_dict()), config_from_record(record), "nvidia-pickle"
+
+
+# What each loader path calls its format (Generator.source_format, `vrbridge inspect`).
+FORMAT_NAMES = {
+    "nvidia-pickle": "NVIDIA network pickle (PyTorch)",
+    "tensorflow-pickle": "TensorFlow StyleGAN2 pickle (Gs, converted)",
+    "rosinality": "rosinality stylegan2-pytorch checkpoint (g_ema, converted)",
+    "safetensors": "safetensors + JSON config",
+    "torch": "torch state dict",
+}
+
+
+def _load(path: Path, key: str, progress: bool | None) -> tuple[dict, dict | None, str]:
+    """(state dict, config or None, format name) from any supported file, chosen by its content."""
+    fmt = sniff_format(path)
+    if fmt == "pickle":
+        return _load_pickle(path, key, progress)
+    if fmt == "safetensors":
+        return (*_load_safetensors(path), "safetensors")
+    return _load_torch(path, key)
 
 
 def load_state(path: "str | os.PathLike", key: str = "G_ema", progress: bool | None = None
                ) -> tuple[dict, dict | None]:
     """(state dict, config or None) from any supported file, without building a generator."""
-    path = Path(path)
-    fmt = sniff_format(path)
-    if fmt == "pickle":
-        return _load_pickle(path, key, progress)
-    if fmt == "safetensors":
-        return _load_safetensors(path)
-    return _load_torch(path, key)
+    state, config, _ = _load(Path(path), key, progress)
+    return state, config
 
 
 # --------------------------------------------------------------------------------------------- build
@@ -271,19 +299,22 @@ def build_generator(config: dict, state_dict: dict, device: "str | torch.device"
 
 def load_network(path: "str | os.PathLike", key: str = "G_ema", device: "str | torch.device" = "cpu",
                  config: dict | None = None, progress: bool | None = None):
-    """Load a generator from an NVIDIA pickle, a .safetensors (config in its metadata or a sidecar .json)
-    or a torch .pt/.pth state dict (``config`` required unless a sidecar .json exists).
+    """Load a generator from an NVIDIA pickle (PyTorch or TensorFlow era), a rosinality checkpoint, a
+    .safetensors (config in its metadata or a sidecar .json) or a torch .pt/.pth state dict (``config``
+    required unless a sidecar .json exists). The format is decided by the content, never the name.
 
-    ``key``: which network of a snapshot (``G_ema``; ``G`` is the training copy). ``config`` overrides the
+    ``key``: which network of a snapshot (``G_ema``, meaning TF's ``Gs`` / rosinality's ``g_ema``; ``G`` is
+    the training copy). ``config`` overrides the
     stored or derived one. ``progress``: tqdm bar while reading a big pickle (None = automatic).
     """
     path = Path(path)
-    state_dict, stored = load_state(path, key=key, progress=progress)
+    state_dict, stored, fmt = _load(path, key, progress)
     config = config if config is not None else stored
     if config is None:
         raise NetworkLoadError(f"{path}: no generator config stored with these weights; pass config=... "
                                f"or put it in {_sidecar(path).name}")
     generator = build_generator(config, state_dict, device=device, source=str(path))
+    generator.source_format = fmt  # which reader produced it (FORMAT_NAMES)
     log.debug("loaded %s (%s, %dpx, num_ws %d) from %s", key, generator.arch, generator.img_resolution,
               generator.num_ws, path)
     return generator

@@ -34,8 +34,8 @@ import torch
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "NetworkLoadError", "UnsafePickleError", "NetworkRecord", "read_snapshot", "ALLOWED_GLOBALS",
-    "network_records",
+    "NetworkLoadError", "UnsafePickleError", "NetworkRecord", "TFNetworkRecord", "read_snapshot",
+    "ALLOWED_GLOBALS", "network_records",
 ]
 
 # Files this big get a tqdm progress bar while they are read (a 1024px SG3-R snapshot is ~1 GB).
@@ -120,9 +120,10 @@ class NetworkRecord:
         return sum(t.numel() for _, t in self.named_parameters())
 
 
-def network_records(snapshot: dict) -> dict[str, NetworkRecord]:
-    """The snapshot's entries that are network records (``G``, ``D``, ``G_ema``, ``augment_pipe``...)."""
-    return {k: v for k, v in snapshot.items() if isinstance(v, NetworkRecord)}
+def network_records(snapshot: dict) -> dict[str, "NetworkRecord | TFNetworkRecord"]:
+    """The snapshot's entries that are network records (``G``, ``D``, ``G_ema``, ``augment_pipe``...; or a
+    TensorFlow-era file's ``G``, ``D``, ``Gs``)."""
+    return {k: v for k, v in snapshot.items() if isinstance(v, (NetworkRecord, TFNetworkRecord))}
 
 
 # Module fields torch itself keeps in __dict__ (their key sets vary between versions: match loosely).
@@ -311,6 +312,71 @@ class EasyDict(dict, metaclass=_FrozenType):
     """Stands in for ``dnnlib.util.EasyDict`` (a dict subclass used for kwargs); plain data here."""
 
 
+class TFNetworkRecord(metaclass=_FrozenType):
+    """Stands in for ``dnnlib.tflib.network.Network`` (TensorFlow-era StyleGAN2 pickles), as plain data.
+
+    Such a pickle creates the object empty and hands its state dict to ``__setstate__``; TensorFlow's class
+    would then run ``build_module_src`` (Python source) to rebuild its graph. Here the state is only checked
+    and kept: ``version``, ``name``, ``static_kwargs``, ``components`` (child records), ``build_func_name`` and
+    ``variables`` (name -> numpy array). The source is hashed, never run. A second BUILD is refused.
+    """
+
+    version: int
+    name: str
+    static_kwargs: dict
+    components: dict
+    build_func_name: str
+    variables: dict
+    source_sha256: str
+
+    def __setstate__(self, state: Any) -> None:
+        if "variables" in self.__dict__:
+            raise UnsafePickleError("pickle sets the state of a TensorFlow network twice")
+        state = _as_mapping(state, "TensorFlow network state")
+        name = state.get("name")
+        version = state.get("version")
+        version = int(version) if isinstance(version, np.integer) else version
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise NetworkLoadError(f"malformed TensorFlow network {name!r}: version is {version!r:.40}")
+        components = _as_mapping(state.get("components"), f"{name}.components")
+        for key, child in components.items():
+            if not isinstance(child, TFNetworkRecord):
+                raise NetworkLoadError(f"malformed TensorFlow network {name!r}: component {key!r} is "
+                                       f"{type(child).__name__}")
+        variables = {}
+        for item in state.get("variables") or ():
+            if not (isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[0], str)
+                    and isinstance(item[1], (np.ndarray, np.generic))):
+                raise NetworkLoadError(f"malformed TensorFlow network {name!r}: a variable is not (name, array)")
+            variables[item[0]] = np.asarray(item[1])
+        src = state.get("build_module_src")
+        src = src if isinstance(src, str) else ""
+        self.__dict__.update(
+            version=version, name=str(name), static_kwargs=dict(_as_mapping(state.get("static_kwargs"),
+                                                                              f"{name}.static_kwargs")),
+            components=dict(components), build_func_name=str(state.get("build_func_name") or ""),
+            variables=variables,
+            source_sha256=hashlib.sha256(src.encode("utf-8", "replace")).hexdigest() if src else "")
+
+    def all_variables(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Every variable of this network and its components, named ``component/.../var`` as TF scopes them."""
+        out = {prefix + name: value for name, value in self.variables.items()}
+        for key, child in self.components.items():
+            out.update(child.all_variables(f"{prefix}{key}/"))
+        return out
+
+    def __repr__(self) -> str:
+        return (f"TFNetworkRecord({getattr(self, 'name', '?')}, {len(getattr(self, 'variables', {}))} variables, "
+                f"components={list(getattr(self, 'components', {}))})")
+
+
+def _codecs_encode(text, encoding="utf-8"):
+    """``_codecs.encode``: how protocol-2 pickles spell bytes (numpy array data). Text to bytes, nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
+        raise UnsafePickleError(f"refused _codecs.encode of {type(text).__name__} with {encoding!r:.20}")
+    return text.encode(encoding)
+
+
 class _Allowed:
     """A callable the pickle may REDUCE with; immune to BUILD (which could otherwise patch our functions)."""
     __slots__ = ("_fn", "_qualname")
@@ -355,6 +421,7 @@ def _build_allow_list() -> dict[tuple[str, str], Any]:
         ("torch.storage", "_load_from_bytes"): _load_from_bytes,
         ("collections", "OrderedDict"): _ordered_dict,
         ("builtins", "set"): _set,
+        ("_codecs", "encode"): _codecs_encode,
     }
     for mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
         allowed[(mod, "scalar")] = multiarray.scalar
@@ -362,6 +429,7 @@ def _build_allow_list() -> dict[tuple[str, str], Any]:
     wrapped = {key: _Allowed(fn, ".".join(key)) for key, fn in allowed.items()}
     # Classes stay classes: NEWOBJ needs a type. numpy's are C types (immutable); EasyDict is frozen.
     wrapped[("dnnlib.util", "EasyDict")] = EasyDict
+    wrapped[("dnnlib.tflib.network", "Network")] = TFNetworkRecord  # TensorFlow-era: read as data
     wrapped[("numpy", "ndarray")] = np.ndarray
     wrapped[("numpy", "dtype")] = np.dtype
     return wrapped
@@ -378,9 +446,6 @@ class _SnapshotUnpickler(pickle.Unpickler):
             return ALLOWED_GLOBALS[(module, name)]
         except (KeyError, TypeError):
             pass
-        if str(module).startswith("dnnlib.tflib"):  # the TensorFlow-era StyleGAN/StyleGAN2 format
-            raise UnsafePickleError(f"refused global {module}.{name}: this is a TensorFlow StyleGAN pickle; "
-                                    "convert it to the PyTorch format first (stylegan2-ada-pytorch legacy.py)")
         raise UnsafePickleError(f"refused unsafe global {module}.{name} (not part of a StyleGAN "
                                 "network pickle; nothing was executed)")
 
@@ -481,6 +546,10 @@ def read_snapshot(path_or_bytes: "str | os.PathLike | bytes | bytearray | memory
 def _check_snapshot(obj: Any, source: str) -> dict:
     if isinstance(obj, NetworkRecord):  # a bare pickled network (not a snapshot dict): accept as G_ema
         return {"G_ema": obj}
+    if isinstance(obj, tuple) and len(obj) == 3 and all(isinstance(n, TFNetworkRecord) for n in obj):
+        return dict(zip(("G", "D", "Gs"), obj))  # TensorFlow-era snapshot: Gs is the moving average
+    if isinstance(obj, TFNetworkRecord):
+        return {"Gs": obj}
     if not isinstance(obj, dict):
         raise NetworkLoadError(f"{source}: not a network snapshot (the pickle holds a {type(obj).__name__})")
     if not network_records(obj):

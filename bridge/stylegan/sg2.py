@@ -357,3 +357,18 @@ class SynthesisNetwork(nn.Module):
 def _affine(w_dim: int, channels: int) -> FullyConnectedLayer:
     """w -> per-input-channel styles; bias_init 1 so a fresh network starts near unit modulation (NVIDIA)."""
     return FullyConnectedLayer(w_dim, channels, bias_init=1)
+
+
+def fit_channel_layout(channels: dict[int, int]) -> tuple[int, int] | None:
+    """(channel_base, channel_max) with min(channel_base // res, channel_max) == channels[res] for every res,
+    or None when no such pair exists. The inverse of the width rule above, for formats that record widths
+    only as tensor shapes (TensorFlow pickles' fmap_* kwargs, rosinality's channel_multiplier)."""
+    if not channels:
+        return None
+    channel_max = max(channels.values())
+    below = {res: ch for res, ch in channels.items() if ch < channel_max}
+    candidates = {ch * res for res, ch in below.items()} or {channel_max * max(channels)}
+    for base in sorted(candidates):
+        if all(min(base // res, channel_max) == ch for res, ch in channels.items()):
+            return base, channel_max
+    return None
