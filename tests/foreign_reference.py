@@ -183,15 +183,26 @@ def _ros_to_rgb(x, style, sd, name, skip):
     return out
 
 
+def rosinality_style(g_ema: dict, z: np.ndarray, lr_mlp: float = 0.01) -> torch.Tensor:
+    """Their ``style`` network: PixelNorm, then n_mlp EqualLinear layers with fused lrelu."""
+    x = pixel_norm(_t(z))
+    i = 1
+    while f"style.{i}.weight" in g_ema:
+        x = _equal_linear(x, g_ema, f"style.{i}", lr_mul=lr_mlp, act=True)
+        i += 1
+    return x
+
+
+def rosinality_mean_latent(g_ema: dict, z: np.ndarray) -> torch.Tensor:
+    """Their ``mean_latent``: the average style of the given random latents."""
+    return rosinality_style(g_ema, z).mean(dim=0)
+
+
 def rosinality_forward(g_ema: dict, z: np.ndarray, truncation: float = 1.0, mean_latent=None,
                        lr_mlp: float = 0.01) -> tuple[torch.Tensor, torch.Tensor]:
     """(latents, image) of rosinality's Generator with randomize_noise=False, one style (no mixing)."""
     sd = g_ema
-    x = pixel_norm(_t(z))
-    i = 1
-    while f"style.{i}.weight" in sd:
-        x = _equal_linear(x, sd, f"style.{i}", lr_mul=lr_mlp, act=True)
-        i += 1
+    x = rosinality_style(sd, z, lr_mlp)
     if truncation < 1:
         x = _t(mean_latent) + truncation * (x - _t(mean_latent))
     n_rgb = len({k.split(".")[1] for k in sd if k.startswith("to_rgbs.")})

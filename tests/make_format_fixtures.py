@@ -27,7 +27,7 @@ import torch
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
 
-from foreign_reference import rosinality_forward, tf_forward  # noqa: E402
+from foreign_reference import rosinality_forward, rosinality_mean_latent, tf_forward  # noqa: E402
 
 from bridge.stylegan.foreign_writers import rosinality_state, write_rosinality, write_tf_pickle  # noqa: E402
 from bridge.stylegan.generator import Generator  # noqa: E402
@@ -122,8 +122,7 @@ def main() -> None:
                                    "(argparse.Namespace), ada_aug_p", "source": "sg2_tiny G_ema and G, design filters"}
     state = rosinality_state(gs)
     zs = torch.randn([MEAN_LATENT_SAMPLES, 64], generator=torch.Generator().manual_seed(MEAN_LATENT_SEED))
-    mean, _ = rosinality_forward(state, zs.numpy())
-    mean = mean[:, 0].mean(dim=0)
+    mean = rosinality_mean_latent(state, zs.numpy())
     for psi in (1.0, 0.7):
         w, img = rosinality_forward(state, z, psi, mean.numpy())
         with torch.no_grad():

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bridge.stylegan.pickle_reader import (NetworkLoadError, NetworkRecord, TFNetworkRecord, network_records,
-                                          read_snapshot)
+from bridge.stylegan.pickle_reader import (NetworkLoadError, NetworkRecord, TFNetworkRecord, UnsafePickleError,
+                                          network_records, read_snapshot)
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,10 @@ def _load_torch(path: Path, key: str) -> tuple[dict, dict | None, str]:
     try:
         obj = load_torch_file(str(path))
     except Exception as exc:  # weights_only refuses code; corrupt archives raise assorted errors
+        refused = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) ([\w.]+)", str(exc))
+        if refused:  # torch's message is many lines of advice; the global is what the user needs
+            raise UnsafePickleError(f"{path}: refused global {refused.group(1)} (torch weights-only load; "
+                                    "nothing was executed)") from None
         raise NetworkLoadError(f"{path}: not a loadable torch file ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
     if is_rosinality(obj):

@@ -39,6 +39,7 @@ import re
 
 import torch
 
+from bridge.stylegan.ops import setup_filter
 from bridge.stylegan.pickle_reader import NetworkLoadError
 from bridge.stylegan.sg2 import fit_channel_layout
 
@@ -149,7 +150,8 @@ def convert_rosinality(obj: dict, key: str = "G_ema", source: str = "rosinality 
     ours.update(_layer(state, "conv1", "synthesis.b4.conv1", source))
     ours.update(_layer(state, "to_rgb1", "synthesis.b4.torgb", source))
     ours["synthesis.b4.conv1.noise_const"] = _get(state, "noises.noise_0", source)[0, 0]
-    ours["synthesis.b4.conv1.resample_filter"] = f.clone()
+    unused = setup_filter([1, 3, 3, 1])  # conv1's filter buffer: never used (no resampling), NVIDIA's default
+    ours["synthesis.b4.conv1.resample_filter"] = unused.clone()
     for k in range(n_rgb):
         pre = f"synthesis.b{8 * 2 ** k}"
         ours.update(_layer(state, f"convs.{2 * k}", f"{pre}.conv0", source))
@@ -158,7 +160,7 @@ def convert_rosinality(obj: dict, key: str = "G_ema", source: str = "rosinality 
         ours[f"{pre}.conv0.noise_const"] = _get(state, f"noises.noise_{2 * k + 1}", source)[0, 0]
         ours[f"{pre}.conv1.noise_const"] = _get(state, f"noises.noise_{2 * k + 2}", source)[0, 0]
         ours[f"{pre}.conv0.resample_filter"] = _filter(state, f"convs.{2 * k}.conv.blur.kernel", 2, source)
-        ours[f"{pre}.conv1.resample_filter"] = f.clone()
+        ours[f"{pre}.conv1.resample_filter"] = unused.clone()
         ours[f"{pre}.resample_filter"] = _filter(state, f"to_rgbs.{k}.upsample.kernel", 2, source)
     for i in range(n_mlp):
         ours[f"mapping.fc{i}.weight"] = _get(state, f"style.{i + 1}.weight", source)

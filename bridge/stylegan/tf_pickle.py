@@ -70,6 +70,8 @@ def tf_network_for_key(snapshot: dict, key: str, source: str) -> TFNetworkRecord
     if not isinstance(record, TFNetworkRecord):
         raise NetworkLoadError(f"{source}: no generator {key!r} in this TensorFlow pickle (use G_ema/Gs or G; "
                                f"holds {', '.join(snapshot)})")
+    if "variables" not in vars(record):  # created without its state (no BUILD): nothing to convert
+        raise NetworkLoadError(f"{source}: the TensorFlow network {name} has no state (corrupt pickle?)")
     return record
 
 
@@ -228,6 +230,7 @@ def _state_dict(params: dict, res_list: list[int], config: dict, source: str) ->
     syn = config["synthesis_kwargs"]
     use_noise = syn["use_noise"]
     f = setup_filter(syn["resample_filter"])
+    unused = setup_filter([1, 3, 3, 1])  # conv1's filter buffer: never used (no resampling), NVIDIA's default
     state: dict[str, torch.Tensor] = {}
     for r in res_list:
         log2 = int(np.log2(r))
@@ -245,7 +248,7 @@ def _state_dict(params: dict, res_list: list[int], config: dict, source: str) ->
             if syn["architecture"] == "resnet":
                 state[f"{pre}.skip.weight"] = _conv_weight(_arr(params, f"{tf}/Skip/weight", source), True)
                 state[f"{pre}.skip.resample_filter"] = f.clone()
-        state[f"{pre}.conv1.resample_filter"] = f.clone()
+        state[f"{pre}.conv1.resample_filter"] = unused.clone()
         if f"{tf}/ToRGB/weight" in params and (syn["architecture"] == "skip" or r == res_list[-1]):
             state.update(_layer(params, f"{tf}/ToRGB", f"{pre}.torgb", None, False, source))
     for i in range(config["mapping_kwargs"]["num_layers"]):
