@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "convert": "bridge.commands.convert",
     "models": "bridge.commands.models",
     "params": "bridge.commands.params",
+    "signals": "bridge.commands.signals",
+    "routes": "bridge.commands.routes",
     "bench": "bridge.commands.bench",
     "osc-monitor": "bridge.commands.osc_monitor",
     "osc-send": "bridge.commands.osc_send",

@@ -25,6 +25,11 @@ Example show file (``vrbridge run --config show.toml``; ``vrbridge params --mark
     amount = 0.8
     [encoder]
     layout = "paper"
+
+    [[route]]           # signals drive live parameters (bridge/routes.py; `vrbridge signals` lists them)
+    from = "hand.x"
+    to = "psi"
+    range = [0.3, 1.2]
 """
 from __future__ import annotations
 
@@ -44,6 +49,7 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 DEST_PREFIX = "setting__"
+ROUTES_KEY = "route"  # the show file's [[route]] tables: a list of route tables in the settings, not a row
 TRUE_WORDS = ("true", "on", "yes", "1")
 FALSE_WORDS = ("false", "off", "no", "0")
 
@@ -189,11 +195,29 @@ def load_show_file(path: str) -> dict[str, Any]:
         raise ConfigError(f"--config: no such show file {brief(path)}")
     _, data = read_toml(path, "--config")
     label = os.path.basename(path)
+    routes = _routes(data.pop(ROUTES_KEY, []), label)
     try:
-        return {name: validate(name, value, f"{label}: {clip_line(name, 80)}")
-                for name, value in _flatten(data, "", label)}
+        settings = {name: validate(name, value, f"{label}: {clip_line(name, 80)}")
+                    for name, value in _flatten(data, "", label)}
     except RecursionError:
         raise ConfigError(f"--config {path}: values nested too deeply") from None
+    if routes:
+        settings[ROUTES_KEY] = routes
+    return settings
+
+
+def _routes(tables: Any, label: str) -> list[dict[str, Any]]:
+    """The show file's ``[[route]]`` tables, each checked now (one line naming the route and key)."""
+    from bridge.routes import RouteError, parse_route
+
+    if not isinstance(tables, list):
+        raise ConfigError(f"{label}: route must be written as [[route]] tables")
+    for index, table in enumerate(tables):
+        try:
+            parse_route(table, where=f"route[{index}]")
+        except (RouteError, RecursionError) as exc:
+            raise ConfigError(f"{label}: {exc if isinstance(exc, RouteError) else f'route[{index}] nested too deeply'}") from None
+    return [dict(table) for table in tables]
 
 
 def _flatten(table: Mapping[str, Any], prefix: str, label: str) -> Iterable[tuple[str, Any]]:

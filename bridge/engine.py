@@ -1,15 +1,16 @@
 """The live engine: source -> encoder -> generator -> sinks, each stage on its own thread.
 
     capture thread ──Frame──► Latest ──► encode thread ──latents──► Latest ──► render thread ──► sinks
-         └──► tracker.submit(frame)                          tracker.latest() ──┘      └──► report observers
+         └──► trackers: submit(frame) ──► signals (SignalBus) ──────► routes ──┘      └──► report observers
 
 Why three threads: capture paces itself to the camera, encoding (a VGG16 forward) and synthesis are the two
 heavy stages and overlap when they run side by side (torch releases the GIL), and single-slot ``Latest``
 boxes mean a slow stage only ever sees the newest frame, never a queue of stale ones.
 
 The render thread is the heart of the show and must never stop publishing:
-* it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), so a frame never
-  mixes two control states;
+* it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), lets the render-thread
+  signal stages (the hand's features) publish, then evaluates the routes into that snapshot, so a frame never
+  mixes two control states and the levers read only the snapshot;
 * it renders when something changed (new camera latents, a parameter, new keypoints, random noise) and
   otherwise re-publishes the last frame twice a second, so receivers see a live stream;
 * an exception in encode or synthesis is logged with its context, counted, and the last good frame is
@@ -33,6 +34,8 @@ from bridge.demo import DEMO_NOTICE
 from bridge.frames import Frame, FrameReport, Keypoints, Latest, RenderedFrame
 from bridge.latents import LatentMixer
 from bridge.params import PARAMS, ParamStore
+from bridge.routes import RouteTable
+from bridge.signals import SignalBus
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,13 @@ class Engine:
         self.encoder = encoder
         self.source = source
         self.sinks: list = []
-        self.tracker = None
+        self.tracker = None  # the keypoint tracker (hands) whose latest() the render thread reads
+        self.trackers: list = []  # every tracker fed frames by the capture thread (the keypoint tracker too)
+        self.signals = SignalBus()
+        self.routes = RouteTable()
+        self._signal_stages: list = []
+        self._animated_for = -1  # routes version _animated_reads was computed for
+        self._animated_reads = False
         self.resolution = resolution
         self.device = device
         self.demo = demo
@@ -187,8 +196,23 @@ class Engine:
         self._observers.append(fn)
 
     def add_manipulation(self, manipulation) -> None:
-        """``m.apply(generator, snapshot, keypoints_or_None, now)`` runs before synthesis; ``m.features()`` -> dict."""
+        """A lever: ``m.apply(generator, snapshot, now)`` runs before synthesis; ``m.features()`` -> dict."""
         self._manipulations.append(manipulation)
+
+    def add_tracker(self, tracker) -> None:
+        """A frame consumer on its own thread (``submit(frame)``, start/close/stats/describe); publishes signals."""
+        self.trackers.append(tracker)
+        if self._running:
+            tracker.start()
+
+    def set_keypoint_tracker(self, tracker) -> None:
+        """The tracker whose ``latest()`` keypoints the render thread hands to the signal stages (hands)."""
+        self.tracker = tracker
+        self.add_tracker(tracker)
+
+    def add_signal_stage(self, stage) -> None:
+        """``stage.update(keypoints, snapshot, now)`` publishes signals on the render thread, before the routes."""
+        self._signal_stages.append(stage)
 
     def add_sink(self, sink) -> None:
         """A sink; one with ``main_thread_tick`` (Syphon: macOS run loop) also gets it called by run_forever."""
@@ -212,8 +236,8 @@ class Engine:
         self.mixer.static_w(int(self.params.get("seed")))  # first mapping call before the show, not in it
         for sink in self.sinks:
             sink.start()
-        if self.tracker is not None:
-            self.tracker.start()
+        for tracker in self.trackers:
+            tracker.start()
         self._stop.clear()
         self.started_at = time.monotonic()
         self._cpu_threads = _torch_threads()
@@ -246,8 +270,8 @@ class Engine:
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._threads.clear()
-        if self.tracker is not None:
-            _safely(self.tracker.close, "close tracker")
+        for tracker in self.trackers:
+            _safely(tracker.close, "close tracker")
         for sink in self.sinks:
             _safely(lambda s=sink: s.close(timeout=0.3), "close sink")
         _safely(self.source.close, "close source")
@@ -291,6 +315,9 @@ class Engine:
             "sinks": {sink.describe(): _stats(sink) for sink in self.sinks},
             "encoder": _stats(self.encoder),
             "tracker": _stats(self.tracker) if self.tracker is not None else None,
+            "trackers": {_describe(t): _stats(t) for t in self.trackers},
+            "signals": self.signals.stats(),
+            "routes": self.routes.stats(),
             "services": {type(s).__name__: _stats(s) for s in self._services},
         }
 
@@ -322,11 +349,11 @@ class Engine:
             self.capture_clock.tick(frame.t_capture)  # read() waits for the device, so count rate, not ms
             self._last_frame = frame
             self.frames_box.put(frame)
-            if self.tracker is not None:
+            for tracker in self.trackers:
                 try:
-                    self.tracker.submit(frame)
-                except Exception as exc:  # noqa: BLE001 - hands are an extra; the picture goes on
-                    self.stage_health.fail("tracker", exc, f"submit frame {frame.index}")
+                    tracker.submit(frame)
+                except Exception as exc:  # noqa: BLE001 - trackers are extras; the picture goes on
+                    self.stage_health.fail("tracker", exc, f"{_describe(tracker)}: submit frame {frame.index}")
 
     # -- encode thread --------------------------------------------------------------------------
     def _split_cpu_threads(self) -> None:
@@ -367,6 +394,7 @@ class Engine:
         self._split_cpu_threads()
         seq = 0
         last_version = -1
+        last_signals = last_routes = -1
         last_keypoints: Keypoints | None = None
         last_publish = 0.0
         source_frame: Frame | None = None
@@ -381,21 +409,34 @@ class Engine:
                 keypoints = self._latest_keypoints()
                 now = time.monotonic()
                 changed = (fresh or self.params.version != last_version or keypoints is not last_keypoints
+                           or self.signals.version != last_signals or self.routes.version != last_routes
                            or self._smoother.settling or self._animating() or self._last_rgb is None)
                 if not changed and now - last_publish < HEARTBEAT_S:
                     continue
                 last_version = self.params.version
+                last_routes = self.routes.version
                 last_keypoints = keypoints
                 try:
                     self._render_one(source_frame, keypoints, rerender=changed, fresh=fresh)
                 except Exception as exc:  # noqa: BLE001 - the render thread must outlive any bug
                     self.stage_health.fail("render", exc, f"frame {self.frames_published}")
+                last_signals = self.signals.version  # what this frame read (its own stages published too)
                 last_publish = time.monotonic()
 
     def _animating(self) -> bool:
-        """Render continuously when the picture moves by itself: random noise, or manipulations (they ease
-        in and out over time, so they need frames even when the hand is still)."""
-        return bool(self._manipulations) or self.params.get("noise_mode") == "random"
+        """Render continuously while the picture moves by itself: random noise, a lever that animates (the
+        corrupted constant drifts), a signal stage easing in or out, or a smoothed route still gliding."""
+        return (self.params.get("noise_mode") == "random" or self.routes.settling
+                or any(getattr(x, "settling", False) for x in (*self._manipulations, *self._signal_stages))
+                or self._routes_read_animated_signals())
+
+    def _routes_read_animated_signals(self) -> bool:
+        """A route reads a signal that moves with time alone (the beat, the LFO): render every frame."""
+        if self._animated_for != self.routes.version:
+            animated = {name for stage in self._signal_stages for name in getattr(stage, "animated", ())}
+            self._animated_reads = bool(animated & self.routes.sources())
+            self._animated_for = self.routes.version
+        return self._animated_reads
 
     def _latest_keypoints(self) -> Keypoints | None:
         if self.tracker is None:
@@ -411,7 +452,7 @@ class Engine:
         """Render (or re-publish) one frame with one parameter snapshot, publish it, report it."""
         t_start = time.perf_counter()
         now = time.monotonic()
-        snapshot = self._smoother.apply(self.params.snapshot(), now)
+        snapshot = self._route(self._smoother.apply(self.params.snapshot(), now), keypoints, now)
         rgb = None
         if snapshot["blackout"]:
             width, height = self.output_size()
@@ -428,12 +469,21 @@ class Engine:
         self._publish(rgb, source_frame, snapshot, keypoints, fresh=fresh and made_new)
         self.clock.add("total", (time.perf_counter() - t_start) * 1000.0)
 
+    def _route(self, snapshot: dict[str, Any], keypoints: Keypoints | None, now: float) -> dict[str, Any]:
+        """This frame's signals (the render-thread stages publish first) evaluated through the routes."""
+        for stage in self._signal_stages:
+            try:
+                stage.update(keypoints, snapshot, now)
+            except Exception as exc:  # noqa: BLE001 - a broken input holds its signals; the picture goes on
+                self.stage_health.fail("signals", exc, type(stage).__name__)
+        return self.routes.evaluate(snapshot, self.signals.values(), now)
+
     def _synthesize(self, snapshot: Mapping[str, Any], keypoints, now: float,
                     source_frame: Frame | None) -> np.ndarray | None:
         context = f"frame {self.frames_rendered}" + (f" (source frame {source_frame.index})" if source_frame else "")
         try:
             t0 = time.perf_counter()
-            self._apply_manipulations(snapshot, keypoints, now)
+            self._apply_manipulations(snapshot, now)
             ws = self.mixer.mix(self._last_latents, snapshot)
             t1 = time.perf_counter()
             img = self.generator.synthesis(ws, noise_mode=snapshot["noise_mode"])
@@ -452,10 +502,10 @@ class Engine:
         self.clock.tick(time.monotonic())
         return rgb
 
-    def _apply_manipulations(self, snapshot, keypoints, now: float) -> None:
+    def _apply_manipulations(self, snapshot, now: float) -> None:
         for m in self._manipulations:
             try:
-                m.apply(self.generator, snapshot, keypoints, now)
+                m.apply(self.generator, snapshot, now)
             except Exception as exc:  # noqa: BLE001 - a broken manipulation must not kill synthesis
                 self.stage_health.fail("manipulation", exc, type(m).__name__)
 
@@ -484,14 +534,14 @@ class Engine:
             self._last_np_latents = {k: v.detach().float().cpu().numpy().reshape(-1) for k, v in latents.items()}
             self._np_latents_of = latents
         features: dict[str, float] = {}
-        for m in self._manipulations:
+        for m in (*self._signal_stages, *self._manipulations):
             try:
                 features.update(m.features())
             except Exception as exc:  # noqa: BLE001
                 self.stage_health.fail("manipulation", exc, f"{type(m).__name__}.features()")
         report = FrameReport(index=frame.index, fps=round(self.clock.fps(), 2), stage_ms=self.clock.snapshot(),
                              dropped=self.dropped(), params=dict(snapshot), latents=self._last_np_latents,
-                             keypoints=keypoints, features=features,
+                             keypoints=keypoints, features=features, signals=self.signals.values(),
                              health={"status": self.stage_health.status(), "errors": dict(self.stage_health.errors),
                                      "last_error": self.stage_health.last_error,
                                      "demo_network": self.demo,
@@ -515,8 +565,10 @@ class Engine:
             lines.append(f"encoder:    {describe()}")
         for sink in self.sinks:
             lines.append(f"sink:       {sink.describe()}")
-        if self.tracker is not None:
-            lines.append(f"tracker:    {_describe(self.tracker)}")
+        for tracker in self.trackers:
+            lines.append(f"tracker:    {_describe(tracker)}")
+        for route in self.routes.routes():
+            lines.append(f"route:      {route.describe()}")
         for service in self._services:
             lines.append(f"service:    {_describe(service)}")
         if self.demo:

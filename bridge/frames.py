@@ -93,6 +93,7 @@ class FrameReport:
     keypoints: Keypoints | None = None
     features: dict[str, float] = dataclasses.field(default_factory=dict)
     health: dict[str, Any] = dataclasses.field(default_factory=dict)
+    signals: dict[str, float] = dataclasses.field(default_factory=dict)  # every published signal's newest value
 
 
 class Latest(Generic[T]):

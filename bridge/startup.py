@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from bridge import imageops
 from bridge.demo import DEMO_NOTICE, DEMO_SEED
 from bridge.engine import Engine
+from bridge.manipulate import tensor_levers
 from bridge.params import DEFAULTS, PARAMS_BY_NAME, ParamStore
 
 class StartupError(RuntimeError):
@@ -51,6 +52,7 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     Raises one of :func:`startup_errors` for anything the user has to fix.
     """
     settings = complete_settings(settings)
+    packages = _packages_to_attach(settings)  # a mistyped tracker is one line before anything loads
     demo = not settings["network"]
     resolution = _parse_resolution(settings["resolution"])
     source = _make_source(settings)
@@ -68,11 +70,50 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     engine.source_opened = True
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
-    for package in ("bridge.osc", "bridge.tracking", "bridge.web"):
-        attach = getattr(importlib.import_module(package), "attach", None)
-        if attach is not None:
-            attach(engine, settings)
+    for lever in tensor_levers():
+        engine.add_manipulation(lever)
+    for package in packages:
+        importlib.import_module(package).attach(engine, settings)
+    _add_show_routes(engine, settings.get("route") or ())
     return engine
+
+
+# What each name in the ``track`` setting starts: the package whose ``attach(engine, settings)`` starts it.
+TRACKS: dict[str, str] = {"hands": "bridge.tracking"}
+ALWAYS_ATTACHED = ("bridge.osc", "bridge.tracking", "bridge.web")  # OSC, the hands (they read ``hands``), the panel
+
+
+def _packages_to_attach(settings: Mapping[str, Any]) -> list[str]:
+    from bridge.signals import closest
+
+    packages = list(ALWAYS_ATTACHED)
+    for name in tracked(settings):
+        if name not in TRACKS:
+            raise StartupError(f"track: {name!r} is not one of {', '.join(TRACKS)}{closest(name, TRACKS)}")
+        if TRACKS[name] not in packages:
+            packages.append(TRACKS[name])
+    return packages
+
+
+def tracked(settings: Mapping[str, Any]) -> list[str]:
+    """The ``track`` setting as names (``--track hands,pose`` and repeated flags alike)."""
+    items = settings.get("track") or ()
+    items = [items] if isinstance(items, str) else items
+    return [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+
+
+def _add_show_routes(engine: Engine, tables) -> None:
+    """The show file's routes, checked against every signal the started inputs declared (same ids replace
+    the default routes)."""
+    from bridge.routes import RouteError, parse_route
+    from bridge.signals import catalogue
+
+    known = {**catalogue(), **{spec.name: spec for spec in engine.signals.specs()}}
+    for index, table in enumerate(tables):
+        try:
+            engine.routes.add(parse_route(table, known, where=f"route[{index}]"))
+        except RouteError as exc:
+            raise StartupError(str(exc)) from None
 
 
 def _resolve_device(name: str) -> str:

@@ -12,6 +12,8 @@ import torch
 
 from bridge.engine import Engine
 from bridge.latents import LatentMixer, resolve_ranges
+from bridge.routes import parse_route
+from bridge.signals import SignalSpec
 from bridge.frames import Hand, Keypoints, RenderedFrame
 from bridge.params import ParamStore
 from bridge.sinks.base import Sink
@@ -266,11 +268,25 @@ class CountingManipulation:
     def __init__(self):
         self.calls = []
 
-    def apply(self, generator, params, keypoints, now):
-        self.calls.append(keypoints)
+    def apply(self, generator, params, now):
+        self.calls.append(params)
 
     def features(self):
         return {"test.feature": float(len(self.calls))}
+
+
+class KeypointStage:
+    """A render-thread signal stage: sees each frame's keypoints, publishes a signal, the lever sees the route."""
+
+    def __init__(self, bus, fail: bool = False):
+        self.keypoints, self.fail, self.bus = [], fail, bus
+        bus.declare(SignalSpec("test.signal", 0.0, 1.0, source="test"))
+
+    def update(self, keypoints, snapshot, now):
+        self.keypoints.append(keypoints)
+        if self.fail:
+            raise RuntimeError("a broken input")
+        self.bus.publish("test.signal", 0.25)
 
 
 class OrderService:
@@ -290,7 +306,12 @@ class OrderService:
 def test_plug_in_surface(generator, encoder):
     engine, sink = make_engine(generator, encoder)
     tracker, manip, log, reports = RecordingTracker(), CountingManipulation(), [], []
-    engine.tracker = tracker
+    stage, broken = KeypointStage(engine.signals), KeypointStage(engine.signals, fail=True)
+    engine.set_keypoint_tracker(tracker)
+    engine.add_signal_stage(broken)  # raises every frame: counted in health, the frames go on
+    engine.add_signal_stage(stage)
+    engine.routes.add(parse_route({"from": "test.signal", "to": "psi", "range": [0.0, 2.0]},
+                                  {"test.signal": engine.signals.spec("test.signal")}))
     engine.add_manipulation(manip)
     engine.add_service(OrderService(engine, log))
     engine.add_report_observer(reports.append)
@@ -300,8 +321,11 @@ def test_plug_in_surface(generator, encoder):
         assert tracker.started
         assert wait_for(lambda: any(r.keypoints is not None for r in reports))
         assert tracker.submitted >= 1
-        assert any(k is not None for k in manip.calls)
+        assert any(k is not None for k in stage.keypoints)
+        assert all(p["psi"] == 0.5 for p in manip.calls)  # the lever sees the routed snapshot: 0.25 -> 0.5
         assert reports[-1].features["test.feature"] >= 1
+        assert reports[-1].signals["test.signal"] == 0.25 and reports[-1].params["psi"] == 0.5
+        assert engine.health()["errors"]["signals"] >= 1 and engine.params.get("psi") != 0.5
         assert engine.health()["errors"]["observer"] >= 1
         assert engine.health()["tracker"] == {"submitted": tracker.submitted}
     finally:

@@ -13,6 +13,7 @@ from bridge.params import DEFAULTS
 from bridge.stylegan import load_network
 
 from conftest import STYLEGAN_FIXTURES
+from hand_rig import HandRig
 from test_tracking_features import hand_points
 
 Z = torch.from_numpy(np.load(STYLEGAN_FIXTURES / "inputs" / "z.npy")).float()[:1]
@@ -50,7 +51,7 @@ def params(**overrides):
 @pytest.fixture
 def const(sg2):
     """A fresh manipulation per test; the network's constant is put back afterwards."""
-    m = ConstCorruption()
+    m = HandRig(ConstCorruption())
     yield m
     m.restore()
 
@@ -64,7 +65,7 @@ def test_a_zero_leaves_the_output_bit_identical(sg2, ws, const):
     assert torch.equal(tensor, original)
     assert torch.equal(render(sg2, ws), base)
     # a hand exactly at the centre with the linear curve is a = 0 too (a fresh one: features are smoothed)
-    centred = ConstCorruption()
+    centred = HandRig(ConstCorruption())
     centred.apply(sg2, params(), keypoints(0.5, 0.5, t=1.1, index=1), now=1.1)
     assert centred.a == pytest.approx(0.0, abs=1e-6)
     centred.restore()
@@ -162,7 +163,7 @@ def test_writes_in_place_into_the_networks_own_tensor(sg2, const):
 def test_on_stylegan3_it_says_so_once_and_does_nothing(caplog):
     sg3 = load_network(STYLEGAN_FIXTURES / "sg3t_tiny.pkl")
     before = {name: t.clone() for name, t in sg3.state_dict().items()}
-    m = ConstCorruption()
+    m = HandRig(ConstCorruption())
     with caplog.at_level(logging.INFO, logger="bridge.manipulate.base"):
         for i in range(3):
             m.apply(sg3, params(), keypoints(t=i, index=i), now=float(i))
@@ -186,10 +187,10 @@ def test_settling_says_when_the_output_moves_with_time_alone(sg2, const):
 
 
 def test_the_tables_curve_choices_are_the_curves_that_exist():
-    from bridge.manipulate.curves import CURVE_NAMES, apply_curve
+    from bridge.curves import CURVE_NAMES, SHAPE_NAMES, apply_curve
     from bridge.params import get_param
 
-    assert get_param("hand.const.curve").choices == CURVE_NAMES
+    assert get_param("hand.const.curve").choices == SHAPE_NAMES
     for name in CURVE_NAMES:
         assert apply_curve(name, 0.0) in (0.0, 1.0) and apply_curve(name, 1.0) in (0.0, 1.0)
         assert 0.0 <= apply_curve(name, 0.3) <= 1.0 and apply_curve(name, -5) == apply_curve(name, 0.0)

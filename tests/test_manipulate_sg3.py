@@ -16,6 +16,7 @@ from bridge.stylegan import load_network
 from bridge.tracking.features import FEATURE_NAMES, raw_features
 
 from conftest import STYLEGAN_FIXTURES
+from hand_rig import HandRig
 from test_tracking_features import hand_points
 
 Z = torch.from_numpy(np.load(STYLEGAN_FIXTURES / "inputs" / "z.npy")).float()[:1]
@@ -57,7 +58,7 @@ def centred_upright_hand() -> np.ndarray:
 
 @pytest.fixture
 def transform():
-    m = InputTransform()
+    m = HandRig(InputTransform())
     yield m
     m.restore()
 
@@ -154,7 +155,7 @@ def test_lost_hand_eases_back_to_the_networks_own_transform(sg3t, transform):
 def test_on_stylegan2_it_says_so_once_and_does_nothing(caplog):
     sg2 = load_network(STYLEGAN_FIXTURES / "sg2_tiny.pkl")
     before = {name: t.clone() for name, t in sg2.state_dict().items()}
-    m = InputTransform()
+    m = HandRig(InputTransform())
     with caplog.at_level(logging.INFO, logger="bridge.manipulate.base"):
         for i in range(3):
             m.apply(sg2, params(), keypoints(hand_points(0.8, 0.3, 40), t=i, index=i), now=float(i))

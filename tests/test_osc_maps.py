@@ -206,7 +206,7 @@ def _write(tmp_path, body: str):
      address = "/b"
      param = "psi"
      curve = "wobbly"
-     ''', 11, "route[1].curve", "not one of linear, exp, log"),
+     ''', 11, "route[1].curve", "not one of linear, smooth, ease_in, ease_out, inverse, exp, log"),
     ('''
      [[route]]
      address = "/a"

@@ -12,14 +12,24 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import BlockingOSCUDPServer
 
 from bridge.params import ParamStore
+from bridge.routes import RouteTable
+from bridge.signals import SignalBus
 from conftest import wait_for
 
 
 class MiniEngine:
+    """The engine's plug-in surface that bridge.osc.attach uses, without threads or a network."""
+
     def __init__(self) -> None:
         self.params = ParamStore()
+        self.signals = SignalBus()
+        self.routes = RouteTable()
         self.services: list = []
         self.observers: list = []
+        self.signal_stages: list = []
+
+    def add_signal_stage(self, stage) -> None:
+        self.signal_stages.append(stage)
 
     def add_service(self, service) -> None:
         self.services.append(service)

@@ -1,9 +1,12 @@
-"""StyleGAN2 learned-constant corruption: the hand's distance from the frame centre scrambles ``synthesis.b4.const``.
+"""StyleGAN2 learned-constant corruption: the ``const.corrupt`` lever scrambles ``synthesis.b4.const``.
 
 The paper's Test 2: StyleGAN2 starts every image from one learned 4x4 constant; blending it toward a random
 constant makes the network lose track of where to put things. Here
 
-    const' = (1 - a) * const + a * noise_const,      a = curve(distance) * amount * engagement
+    const' = (1 - a) * const + a * noise_const,      a = const.corrupt
+
+With hands on, the default routes (``bridge.tracking.default_routes``) make ``a = curve(distance) * amount *
+engagement`` from the hand, as the paper does; any other signal can be routed to ``const.corrupt`` instead.
 
 ``noise_const`` is a slowly moving random constant that loops: ``A cos(phi) + B sin(phi)`` with A, B seeded
 standard-normal tensors and ``phi = 2 pi t / period``, so every element stays N(0, 1) at every moment (no dip
@@ -22,17 +25,15 @@ from typing import Any, Mapping
 
 import torch
 
-from bridge.manipulate.base import HandManipulation
-from bridge.manipulate.curves import apply_curve
+from bridge.manipulate.base import TensorLever
 
 
-class ConstCorruption(HandManipulation):
+class ConstCorruption(TensorLever):
     tensor_name = "synthesis.b4.const"
-    prefix = "hand.const"
     needs = "StyleGAN2"
 
-    def __init__(self, features=None) -> None:
-        super().__init__(features)
+    def __init__(self) -> None:
+        super().__init__()
         self.a = 0.0
         self._mode = "blend"
         self._seed: int | None = None
@@ -60,10 +61,8 @@ class ConstCorruption(HandManipulation):
         torch.mul(self._a, math.cos(phi), out=self._noise)
         return self._noise.add_(self._b, alpha=math.sin(phi))
 
-    def _write(self, tensor: torch.Tensor, params: Mapping[str, Any], level: float, now: float) -> bool:
-        distance = self.hand.values()["distance"]
-        self.a = apply_curve(params.get("hand.const.curve", "linear"), distance) * float(
-            params.get("hand.const.amount", 1.0)) * level
+    def _write(self, tensor: torch.Tensor, params: Mapping[str, Any], now: float) -> bool:
+        self.a = float(params.get("const.corrupt", 0.0))
         if self.a <= 0.0:
             return False
         seed = int(params.get("hand.const.seed", 0))
@@ -87,8 +86,5 @@ class ConstCorruption(HandManipulation):
 
     @property
     def settling(self) -> bool:
-        """Easing, or corrupting with the moving noise constant (it changes every frame)."""
-        return super().settling or (self.a > 0.0 and self._mode != "shuffle")
-
-    def _idle(self) -> None:
-        self.a = 0.0
+        """Corrupting with the moving noise constant (it changes every frame)."""
+        return self.a > 0.0 and self._mode != "shuffle"

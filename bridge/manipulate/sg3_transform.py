@@ -12,14 +12,15 @@ so this module writes ``T0 @ inv(m)``, where ``T0`` is the buffer the network ca
 stores the identity there, but an edited one need not), i.e. the hand's transform is applied on top of the
 network's own. With m = identity the buffer is ``T0`` bit for bit.
 
-From the smoothed hand features (see :mod:`bridge.tracking.features`) and the live parameters:
-* rotation r = angle * ``hand.transform.rotate`` (degrees; with the default +1 the picture turns the way the
-  hand leans: clockwise on screen for a positive angle);
-* translation = (centroid - frame centre) * ``hand.transform.translate`` (in StyleGAN3 input units, about
-  one image width per unit; the picture moves the way the hand moves);
-* zoom k = (area / ``hand.transform.area_ref``) ** (``hand.transform.scale`` / 2): a nearer, bigger hand zooms in.
-All three are scaled by the engagement level, so a lost hand eases the picture back to the network's own
-transform over ``hand.ease_s``.
+The levers (live parameters; routes drive them):
+* ``sg3.rotate``: rotation in degrees (positive turns the picture clockwise on screen);
+* ``sg3.translate.x`` / ``sg3.translate.y``: translation in StyleGAN3 input units (about one image width per
+  unit; positive moves the picture right / down);
+* ``sg3.zoom``: zoom in octaves, k = 2 ** zoom (positive enlarges).
+With hands on, the default routes (``bridge.tracking.default_routes``) set them from the hand: rotation =
+angle * ``hand.transform.rotate``, translation = (centroid - frame centre) * ``hand.transform.translate``,
+zoom = ``hand.transform.scale`` * 0.5 * log2(area / ``hand.transform.area_ref``), each scaled by the
+engagement ``hand.present``, so a lost hand eases the picture back to the network's own transform.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from bridge.manipulate.base import HandManipulation
+from bridge.manipulate.base import TensorLever
 
 MIN_ZOOM, MAX_ZOOM = 0.25, 4.0
 # Signs that make the picture follow the hand. Measured on the fixture networks (tests/test_manipulate_sg3.py
@@ -46,26 +47,22 @@ def user_matrix(angle_deg: float, tx: float, ty: float, zoom: float = 1.0) -> np
     return np.array([[c, s, tx], [-s, c, ty], [0.0, 0.0, 1.0]])
 
 
-class InputTransform(HandManipulation):
+class InputTransform(TensorLever):
     tensor_name = "synthesis.input.transform"
-    prefix = "hand.transform"
     needs = "StyleGAN3"
 
-    def __init__(self, features=None) -> None:
-        super().__init__(features)
+    def __init__(self) -> None:
+        super().__init__()
         self.current = {"angle": 0.0, "tx": 0.0, "ty": 0.0, "zoom": 1.0}
 
     def _on_bind(self, tensor: torch.Tensor) -> None:
         self._t0 = self._original.detach().cpu().double().numpy()
         self._staging = torch.empty(tuple(tensor.shape), dtype=tensor.dtype)  # CPU, reused every frame
 
-    def _write(self, tensor: torch.Tensor, params: Mapping[str, Any], level: float, now: float) -> bool:
-        v = self.hand.values()
-        angle = v["angle"] * float(params.get("hand.transform.rotate", 1.0)) * level
-        move = float(params.get("hand.transform.translate", 0.5)) * level
-        tx, ty = (v["x"] - 0.5) * move, (v["y"] - 0.5) * move
-        ratio = max(v["area"], 1e-6) / float(params.get("hand.transform.area_ref", 0.03))
-        zoom = min(MAX_ZOOM, max(MIN_ZOOM, ratio ** (float(params.get("hand.transform.scale", 0.5)) * 0.5 * level)))
+    def _write(self, tensor: torch.Tensor, params: Mapping[str, Any], now: float) -> bool:
+        angle = float(params.get("sg3.rotate", 0.0))
+        tx, ty = float(params.get("sg3.translate.x", 0.0)), float(params.get("sg3.translate.y", 0.0))
+        zoom = min(MAX_ZOOM, max(MIN_ZOOM, 2.0 ** float(params.get("sg3.zoom", 0.0))))
         self.current = {"angle": angle, "tx": tx, "ty": ty, "zoom": zoom}
         m = user_matrix(_ROTATE_SIGN * angle, _TRANSLATE_SIGN * tx, _TRANSLATE_SIGN * ty, zoom)
         if np.array_equal(m, np.eye(3)):
@@ -73,9 +70,6 @@ class InputTransform(HandManipulation):
         self._staging.copy_(torch.from_numpy(self._t0 @ np.linalg.inv(m)))
         tensor.copy_(self._staging)
         return True
-
-    def _idle(self) -> None:
-        self.current = {"angle": 0.0, "tx": 0.0, "ty": 0.0, "zoom": 1.0}
 
     def features(self) -> dict[str, float]:
         if not self.applies:

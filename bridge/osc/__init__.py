@@ -1,12 +1,14 @@
 """The OSC bridge: control in, telemetry out, rig maps, OSCQuery, presets and tempo.
 
 ``attach(engine, settings)`` is the one entry point the engine builder calls. It works on any object with
-``params`` (a ParamStore), ``add_service(svc)`` and ``add_report_observer(fn)``, and sets
+``params`` (a ParamStore), ``signals`` (a SignalBus), ``routes`` (a RouteTable), ``add_service(svc)``,
+``add_signal_stage(stage)`` and ``add_report_observer(fn)``, and sets
 ``engine.osc_server`` so other stages can ``engine.osc_server.add_handler(pattern, fn)`` for addresses that
 are not parameters (e.g. keypoints from TouchDesigner).
 
 Modules: codec (packets), patterns (address matching), server (control in), telemetry (out), maps,
-oscquery, presets, tempo; net and ratelimit are small helpers. See docs/osc.md.
+oscquery, presets, tempo, signal_input (incoming addresses as ``osc:`` signals); net and ratelimit are small
+helpers. See docs/osc.md.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import dataclasses
 import logging
 from typing import Any, Mapping
 
+from bridge.osc.signal_input import OscSignalInput
 from bridge.params import PARAMS_BY_NAME
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,8 @@ class OscBridge:
     router: Any = None
     presets: Any = None
     tempo: Any = None
+    routes: Any = None  # the route.* actions (bridge.routes.RouteEditor)
+    signal_input: Any = None  # incoming addresses published as osc: signals
 
 
 def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
@@ -43,8 +48,13 @@ def attach(engine, settings: Mapping[str, Any]) -> OscBridge:
     engine.osc_server = server
     engine.add_service(server)
     bridge = OscBridge(server=server, telemetry=_telemetry(engine, server, setting))
-    bridge.router = _maps(engine.params, server, setting)
+    bridge.signal_input = OscSignalInput(engine.signals, server)
+    bridge.router = _maps(engine.params, server, setting, bridge.signal_input)
+    bridge.routes = _routes(engine, bridge)
     _presets_and_tempo(bridge, engine, setting)
+    from bridge.osc.tempo import TempoSignals
+
+    engine.add_signal_stage(TempoSignals(bridge.tempo, engine.signals))
     bridge.oscquery = _oscquery(engine, server, setting)
     engine.osc = bridge
     return bridge
@@ -76,17 +86,35 @@ def _telemetry(engine, server, setting):
     return telemetry
 
 
-def _maps(store, server, setting):
+def _maps(store, server, setting, signal_input):
+    """Rig maps set stored values; each literal address they name is also published as an ``osc:`` signal."""
     from bridge.cli import UserError
     from bridge.osc.maps import MapError, MapRouter, load_map
+    from bridge.osc.patterns import is_pattern
 
     router = MapRouter(store)
     for spec in _as_list(setting("osc_maps")):
         try:
-            router.install(load_map(spec), server)
+            rig_map = load_map(spec)
         except MapError as exc:
             raise UserError(f"osc_maps: {exc}") from None
+        router.install(rig_map, server)
+        for route in rig_map.routes:
+            if not is_pattern(route.address):
+                signal_input.watch("osc:" + route.address, quiet=True)
     return router
+
+
+def _routes(engine, bridge: OscBridge):
+    """The route.* actions over OSC; routes naming osc: signals start their addresses' publishing."""
+    from bridge.routes import RouteEditor
+
+    telemetry = bridge.telemetry
+    send_lines = (lambda lines: telemetry.send_list("/vrb/route/list", lines)) if telemetry else None
+    editor = RouteEditor(engine.params, engine.routes, engine.signals, on_error=bridge.server.report_error,
+                         on_list=send_lines)
+    engine.routes.add_source_listener(bridge.signal_input.watch)
+    return editor
 
 
 def _presets_and_tempo(bridge: OscBridge, engine, setting) -> None:

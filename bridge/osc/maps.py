@@ -10,7 +10,7 @@ A map is a TOML file (``osc_maps/*.toml``; the format is documented in ``osc_map
     param = "psi"             # a live row of bridge/params.py
     in = [0.0, 1.0]           # what the rig sends ...
     out = [0.0, 1.5]          # ... becomes this (default: the parameter's own range)
-    curve = "exp"             # linear | exp | log
+    curve = "exp"             # linear | smooth | ease_in | ease_out | inverse | exp | log (bridge/curves.py)
     slew = 0.2                # seconds (time constant) to glide to a new value; floats only
 
 Every key is checked when the map is loaded; an error names the file, the line and the key, because a
@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from bridge.curves import CURVE_NAMES, apply_curve
 from bridge.osc.patterns import BadPattern, compile_pattern
 from bridge.osc.server import WrongArity
 from bridge.params import PARAMS_BY_NAME, Param, ParamStore, WrongType
@@ -46,7 +47,6 @@ def _shipped_dir() -> Path:
 
 
 SHIPPED_DIR = _shipped_dir()
-CURVES = ("linear", "exp", "log")
 MODES = ("value", "toggle", "trigger")
 ROUTE_KEYS = {"address", "param", "in", "out", "curve", "curve_k", "invert", "deadband", "slew", "mode",
               "threshold", "value", "arg", "part", "description"}
@@ -93,13 +93,8 @@ class Route:
         return 1.0 - t if self.invert else t
 
     def shape(self, t: float) -> float:
-        """The curve: exp and log are exact inverses of each other; ``curve_k`` sets how strongly they bend."""
-        if self.curve == "linear":
-            return t
-        k = self.curve_k
-        if self.curve == "exp":
-            return (math.exp(k * t) - 1.0) / (math.exp(k) - 1.0)
-        return math.log1p(t * (math.exp(k) - 1.0)) / k
+        """The curve (:mod:`bridge.curves`, shared with the signal routes)."""
+        return apply_curve(self.curve, t, self.curve_k)
 
     def output(self, t: float) -> Any:
         """0..1 -> the parameter's value (number, bool, enum choice)."""
@@ -302,7 +297,7 @@ def _route(where: _Locator, index: int, entry: dict, map_name: str) -> Route:
         raise fail("param", f"{entry['param']!r} is not a live parameter (see `vrbridge params`)")
     route = Route(address=address, param=param, map_name=map_name)
     route.mode = _choice(entry, "mode", MODES, "value", fail)
-    route.curve = _choice(entry, "curve", CURVES, "linear", fail)
+    route.curve = _choice(entry, "curve", CURVE_NAMES, "linear", fail)
     route.curve_k = _number(entry, "curve_k", 4.0, fail, low=0.01, high=50.0)
     route.invert = _bool(entry, "invert", False, fail)
     route.deadband = _number(entry, "deadband", 0.0, fail, low=0.0, high=0.5)

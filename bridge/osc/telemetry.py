@@ -11,6 +11,7 @@ becomes exactly one CHOP channel; numbers only, except where noted):
   /vrb/z/<group>/mean f · /vrb/z/<group>/std f · /vrb/z/<group>/<i> f   (i < telemetry.z_dims)
   /vrb/h1/present i · /vrb/h1/score f · /vrb/h1/<landmark>/x f · /vrb/h1/<landmark>/y f   (0..1, y down)
   /vrb/hand/<feature> f · /vrb/health/<key> (nested keys joined with '/')
+  /vrb/signal/<name> f    every published signal (bridge.signals), dots as slashes: /vrb/signal/hand/x
   /vrb/heartbeat i (1 Hz, a counter) with /vrb/uptime f and the control counters /vrb/osc/<counter> i,
                           /vrb/osc/errors/<code> i, /vrb/osc/errors/total i
   /vrb/error s:code s:detail   (rate-limited per code; "clamped" notices too)
@@ -31,6 +32,7 @@ from bridge.frames import HAND_LANDMARK_NAMES, FrameReport, Latest
 from bridge.osc import codec
 from bridge.osc.ratelimit import RateLimiter
 from bridge.params import OSC_ROOT, PARAMS_BY_NAME, ParamStore
+from bridge.signals import signal_address
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,7 @@ def report_values(report: FrameReport, z_dims: int) -> list[tuple[str, Any]]:
         out += _latent_values(f"{root}/z/{group}", z, z_dims)
     out += _hand_values(report)
     out += [(f"{root}/hand/{name}", float(v)) for name, v in report.features.items()]
+    out += [(signal_address(name), float(v)) for name, v in report.signals.items()]
     out += _flatten(f"{root}/health", report.health)
     return out
 

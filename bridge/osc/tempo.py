@@ -9,6 +9,10 @@ of ``lfo.beats`` beats. It runs as a server ticker (100 Hz) while a target is se
 a target that is not a live number parameter, so it is never stored; a target the LFO cannot drive (a value
 its range rejects) stops the LFO, reported once, until the target changes.
 Telemetry (every frame): /vrb/beat/phase f (0..1 within the beat), /vrb/beat/count i, /vrb/lfo/value f (0..1).
+
+Signals (:data:`SIGNALS`, published on the render thread by :class:`TempoSignals`): ``beat.phase``,
+``beat.bar_phase`` and ``lfo`` (the wave of ``lfo.shape`` over ``lfo.beats``, whether or not ``lfo.target``
+is set), so any parameter can follow the beat through a route.
 """
 from __future__ import annotations
 
@@ -18,10 +22,16 @@ import time
 from typing import Any, Callable
 
 from bridge.params import PARAMS_BY_NAME, ParamError, ParamStore
+from bridge.signals import SignalSpec
 
 SOURCE = "tempo"
 TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
 TAP_WINDOW = 8  # taps averaged
+SIGNALS: tuple[SignalSpec, ...] = (
+    SignalSpec("beat.phase", 0.0, 1.0, "", "position within the beat: 0 on the beat .. 1 just before the next", "tempo"),
+    SignalSpec("beat.bar_phase", 0.0, 1.0, "", "position within a bar of 4 beats", "tempo"),
+    SignalSpec("lfo", 0.0, 1.0, "", "the beat-synced LFO wave (lfo.shape over lfo.beats beats)", "tempo"),
+)
 
 
 def wave(shape: str, phase: float) -> float:
@@ -130,3 +140,26 @@ class Tempo:
         elif name == "lfo.target":
             self._bad_target = ""
             self._wake()
+
+
+class TempoSignals:
+    """The beat clock and the LFO wave as signals, published on the render thread each frame.
+
+    They change with time alone, so :attr:`animated` names them: the engine keeps rendering while a route
+    reads one of them.
+    """
+
+    animated = tuple(spec.name for spec in SIGNALS)
+
+    def __init__(self, tempo: Tempo, bus) -> None:
+        self.tempo = tempo
+        self.bus = bus
+        bus.declare(*SIGNALS)
+
+    def update(self, keypoints, params, now: float) -> None:
+        beats = self.tempo.beats(now)
+        period = float(params.get("lfo.beats", 4.0))
+        self.bus.publish_many({"beat.phase": beats % 1.0, "beat.bar_phase": (beats / 4.0) % 1.0,
+                               "lfo": wave(params.get("lfo.shape", "sine"), (beats / period) % 1.0)},
+                              t=now, source="tempo")
+

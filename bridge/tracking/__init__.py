@@ -1,11 +1,11 @@
 """Hands: keypoints from MediaPipe (or from the rig over OSC), one locked active hand, smoothed features.
 
     source frame ─► tracker (own thread) ─► Keypoints (all hands + the locked active one)
-                                               └─► HandFeatures (smoothed) ─► manipulations (render thread)
+                          └─► HandSignals (render thread: smoothed features) ─► hand.* signals ─► routes
 
 Modules: :mod:`.model` (the shipped hand model and its hash), :mod:`.mediapipe_hands` (Tasks API tracker),
-:mod:`.osc_input` (keypoints over OSC), :mod:`.lock` (the active-hand lock), :mod:`.features` (what the
-manipulations read), :mod:`bridge.one_euro` (smoothing).
+:mod:`.osc_input` (keypoints over OSC), :mod:`.lock` (the active-hand lock), :mod:`.features` (the hand's
+signals), :mod:`bridge.one_euro` (smoothing). :func:`default_routes` are the paper's hand manipulations as routes.
 
 Conventions a performer and a rig builder need:
 
@@ -29,14 +29,19 @@ log = logging.getLogger(__name__)
 
 
 def attach(engine, settings: Mapping[str, Any]) -> None:
-    """Give ``engine`` a tracker and the hand manipulations, as the ``hands`` setting says (off: nothing).
+    """Give ``engine`` a hand tracker and the hand's signals, as the ``hands`` setting says (off: nothing).
 
-    ``mediapipe``: loads the hand model (the shipped bundle, hash-checked, or ``hand_model``) and sets
-    ``engine.tracker``. ``osc``: registers an OSC keypoint receiver with ``engine.osc_server``. Either way the
-    manipulations (StyleGAN2 const corruption, StyleGAN3 input transform) are added; each one that does not
-    fit the loaded network says so once and stays idle. A bad ``hand_model`` raises a start-up error.
+    ``mediapipe``: loads the hand model (the shipped bundle, hash-checked, or ``hand_model``) and sets the
+    engine's keypoint tracker. ``osc``: registers an OSC keypoint receiver with ``engine.osc_server``. Either
+    way the hand's signals (``hand.*``) are published each frame and, unless ``default_routes`` is off, the
+    paper's manipulations are routed from them (:func:`default_routes`). A bad ``hand_model`` raises a
+    start-up error.
     """
+    from bridge.startup import tracked
+
     mode = settings.get("hands", "off")
+    if "hands" in tracked(settings) and mode in ("off", "", None):
+        mode = "mediapipe"
     if mode in ("off", "", None):
         return
     from bridge.cli import UserError
@@ -50,7 +55,7 @@ def attach(engine, settings: Mapping[str, Any]) -> None:
             model = load_hand_model(settings.get("hand_model") or None)
         except HandModelError as exc:
             raise UserError(str(exc)) from None
-        engine.tracker = MediaPipeHandTracker(model, params_fn, num_hands=int(settings.get("hand_max", 2)))
+        tracker = MediaPipeHandTracker(model, params_fn, num_hands=int(settings.get("hand_max", 2)))
     elif mode == "osc":
         from bridge.tracking.osc_input import OSC_PATTERNS, OscHandTracker
 
@@ -60,19 +65,40 @@ def attach(engine, settings: Mapping[str, Any]) -> None:
         tracker = OscHandTracker(params_fn)
         for pattern in OSC_PATTERNS:
             server.add_handler(pattern, tracker.handle)
-        engine.tracker = tracker
     else:
         raise UserError(f"hands: {mode!r} is not one of off, mediapipe, osc")
-    for manipulation in hand_manipulations():
-        engine.add_manipulation(manipulation)
-    log.info("hands: %s", engine.tracker.describe())
+    from bridge.tracking.features import HandSignals
+
+    engine.set_keypoint_tracker(tracker)
+    engine.add_signal_stage(HandSignals(engine.signals))
+    if settings.get("default_routes", True):
+        from bridge.routes import parse_route
+
+        for entry in default_routes():
+            engine.routes.add(parse_route(entry, where=f"default route {entry['id']}"))
+    log.info("hands: %s", tracker.describe())
 
 
-def hand_manipulations() -> list:
-    """The shared feature stage and the manipulations it feeds, in the order they run each frame."""
-    from bridge.manipulate.const_corruption import ConstCorruption
-    from bridge.manipulate.sg3_transform import InputTransform
-    from bridge.tracking.features import HandFeatureStage, HandFeatures
+def default_routes() -> list[dict[str, Any]]:
+    """The paper's hand manipulations as routes (show-file ``[[route]]`` tables; ``vrbridge routes`` lists them).
 
-    features = HandFeatures()
-    return [HandFeatureStage(features), ConstCorruption(features), InputTransform(features)]
+    StyleGAN2 (Test 2): ``const.corrupt = curve(hand.distance) * hand.const.amount``; StyleGAN3: rotation =
+    ``hand.angle * hand.transform.rotate``, translation = ``(hand.x|y - 0.5) * hand.transform.translate``,
+    zoom = ``hand.zoom * hand.transform.scale``. Each is multiplied by ``hand.present`` (the engagement that
+    eases in and out over ``hand.ease_s``) and acts while its ``hand.*.enable`` is on (fading over ``hand.ease_s``
+    when it is switched).
+    """
+    def pair(name, source, target, span, scale, when, **extra):
+        drive = {"id": f"hand.{name}", "from": source, "to": target, "input": list(span[0]), "range": list(span[1]),
+                 "scale": scale, "when": when, "fade": "@hand.ease_s", **extra}
+        ease = {"id": f"hand.{name}.ease", "from": "hand.present", "to": target, "combine": "multiply",
+                "input": [0.0, 1.0], "range": [0.0, 1.0], "when": when, "fade": "@hand.ease_s"}
+        return [drive, ease]
+
+    const, sg3 = "hand.const.enable", "hand.transform.enable"
+    return [*pair("const", "hand.distance", "const.corrupt", ((0.0, 1.0), (0.0, 1.0)), "hand.const.amount", const,
+                  curve="@hand.const.curve"),
+            *pair("rotate", "hand.angle", "sg3.rotate", ((-180.0, 180.0), (-180.0, 180.0)), "hand.transform.rotate", sg3),
+            *pair("translate_x", "hand.x", "sg3.translate.x", ((0.0, 1.0), (-0.5, 0.5)), "hand.transform.translate", sg3),
+            *pair("translate_y", "hand.y", "sg3.translate.y", ((0.0, 1.0), (-0.5, 0.5)), "hand.transform.translate", sg3),
+            *pair("zoom", "hand.zoom", "sg3.zoom", ((-4.0, 4.0), (-4.0, 4.0)), "hand.transform.scale", sg3)]

@@ -18,8 +18,8 @@ mirrored left-right first, so x becomes 1 - x and the angle changes sign):
 Pixels matter for angles and lengths: landmarks are normalised per axis, so x is scaled by the frame's
 aspect ratio (``Keypoints.aspect``) before any angle or length is taken.
 
-:class:`HandFeatures` is shared by every manipulation: it recomputes and smooths only when new keypoints
-arrive (by their capture time), so two manipulations reading it in one frame see the same numbers.
+:class:`HandFeatures` recomputes and smooths only when new keypoints arrive (by their capture time);
+:class:`HandSignals` publishes them as the ``hand.*`` signals (:data:`SIGNALS`) that routes read.
 """
 from __future__ import annotations
 
@@ -29,8 +29,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from bridge.curves import Ramp
 from bridge.frames import HAND_LANDMARK_NAMES, Hand, Keypoints
 from bridge.one_euro import OneEuroFilter
+from bridge.signals import SignalSpec
 
 _I = {name: i for i, name in enumerate(HAND_LANDMARK_NAMES)}
 # The palm: wrist, thumb base, then the four finger bases, in order around its outline (for the polygon area).
@@ -123,18 +125,55 @@ class HandFeatures:
             return out
 
 
-class HandFeatureStage:
-    """The hand features as an engine manipulation: it edits nothing, it updates and reports the features.
+# The hand's signals (bridge.signals): what routes can take from the active hand.
+SIGNALS: tuple[SignalSpec, ...] = (
+    SignalSpec("hand.x", 0.0, 1.0, "", "palm centre, 0 left .. 1 right of the picture (mirrored with hand.mirror)", "hands"),
+    SignalSpec("hand.y", 0.0, 1.0, "", "palm centre, 0 top .. 1 bottom of the picture", "hands"),
+    SignalSpec("hand.distance", 0.0, 1.0, "", "palm centre to the frame centre: 0 centre .. 1 a corner", "hands"),
+    SignalSpec("hand.angle", -180.0, 180.0, "deg", "0 fingers up, positive leaning clockwise in the picture", "hands"),
+    SignalSpec("hand.size", 0.0, 1.0, "", "palm area as a fraction of the frame (a hand at arm's length ~0.02)", "hands"),
+    SignalSpec("hand.zoom", -4.0, 4.0, "octaves",
+               "palm size against hand.transform.area_ref: 0.5 * log2(area / area_ref), 0 at the reference", "hands"),
+    SignalSpec("hand.pinch", 0.0, 2.0, "", "thumb tip to index tip over the palm length: ~0 touching, ~1+ apart", "hands"),
+    SignalSpec("hand.openness", 0.0, 1.0, "", "0 fist .. 1 flat open hand", "hands"),
+    SignalSpec("hand.present", 0.0, 1.0, "",
+               "1 while a hand is locked, easing 0 <-> 1 over hand.ease_s as it appears and is lost", "hands"),
+)
+# hand.* signal <- feature vector entry
+_SIGNAL_OF = {"x": "hand.x", "y": "hand.y", "distance": "hand.distance", "angle": "hand.angle", "area": "hand.size",
+              "pinch": "hand.pinch", "openness": "hand.openness"}
 
-    Added first, so the features are fresh before the manipulations that read them, and telemetry gets
-    ``/vrb/hand/<feature>`` from its :meth:`features` whether or not any manipulation fits the network.
+
+class HandSignals:
+    """The active hand as signals: updates the smoothed features from each frame's keypoints and publishes them.
+
+    It runs on the render thread before the routes (``engine.add_signal_stage``), because the keypoints of a
+    frame arrive with it; the engagement ramp (``hand.present``) eases over ``hand.ease_s`` so whatever a route
+    drives from the hand fades in when it appears and back to rest when it is lost. Telemetry also gets
+    ``/vrb/hand/<feature>`` from :meth:`features`.
     """
 
-    def __init__(self, features: HandFeatures) -> None:
-        self.hand = features
+    def __init__(self, bus, features: HandFeatures | None = None) -> None:
+        self.bus = bus
+        self.hand = features or HandFeatures()
+        self.ramp = Ramp()
+        bus.declare(*SIGNALS)
 
-    def apply(self, generator, params: Mapping[str, Any], keypoints: Keypoints | None, now: float) -> None:
-        self.hand.update(keypoints, params)
+    def update(self, keypoints: Keypoints | None, params: Mapping[str, Any], now: float) -> None:
+        present = self.hand.update(keypoints, params)
+        level = self.ramp.update(1.0 if present else 0.0, now, float(params.get("hand.ease_s", 0.5)))
+        values = {"hand.present": level}
+        if present or self.ramp.level > 0.0:
+            features = self.hand.values()
+            values.update({signal: features[name] for name, signal in _SIGNAL_OF.items()})
+            ratio = max(features["area"], 1e-6) / float(params.get("hand.transform.area_ref", 0.03))
+            values["hand.zoom"] = 0.5 * math.log2(ratio)
+        self.bus.publish_many(values, source="hands")
+
+    @property
+    def settling(self) -> bool:
+        """True while the hand eases in or out (the picture changes with time alone)."""
+        return 0.0 < self.ramp.level < 1.0
 
     def features(self) -> dict[str, float]:
         return self.hand.values()
