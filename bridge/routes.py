@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping
 from bridge.curves import CURVE_NAMES, DEFAULT_K, Ramp, apply_curve
 from bridge.params import OSC_ROOT, PARAMS_BY_NAME, Param
 from bridge.signals import OSC_PREFIX, SignalSpec, catalogue, closest, is_osc_signal, osc_signal_spec
+from bridge.text import brief
 
 COMBINES = ("replace", "add", "multiply")
 TARGET_KINDS = ("float", "int", "bool")
@@ -148,7 +149,7 @@ def parse_route(entry: Mapping[str, Any], signals: Mapping[str, SignalSpec] | No
                 where: str = "route") -> Route:
     """A validated :class:`Route` from a show-file table / JSON object; raises RouteError (one line)."""
     if not isinstance(entry, Mapping):
-        raise RouteError(f"{where}: a route is a table with from and to, got {_brief(entry)}")
+        raise RouteError(f"{where}: a route is a table with from and to, got {brief(entry)}")
     for key in entry:
         if key not in KEYS:
             raise RouteError(f"{where}.{key}: unknown key{closest(str(key), KEYS)} (known: {', '.join(KEYS)})")
@@ -190,12 +191,12 @@ def parse_text(text: str, signals: Mapping[str, SignalSpec] | None = None) -> Ro
         return parse_route(entry, signals)
     words = text.split()
     if len(words) < 2 or "=" in words[0] or "=" in words[1]:
-        raise RouteError(f"route: expected 'FROM TO [key=value ...]', got {_brief(text)}")
+        raise RouteError(f"route: expected 'FROM TO [key=value ...]', got {brief(text)}")
     entry: dict[str, Any] = {"from": words[0], "to": words[1]}
     for word in words[2:]:
         key, sep, value = word.partition("=")
         if not sep:
-            raise RouteError(f"route: {_brief(word)} is not key=value")
+            raise RouteError(f"route: {brief(word)} is not key=value")
         entry[key] = _word_value(value)
     return parse_route(entry, signals)
 
@@ -211,25 +212,20 @@ def _word_value(value: str) -> Any:
         return value
 
 
-def _brief(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "...'"
-
-
 def _signal_name(entry: Mapping[str, Any], known: Mapping[str, SignalSpec], where: str) -> str:
     name = entry.get("from")
     if not isinstance(name, str) or not name:
         raise RouteError(f"{where}.from: missing the signal name (e.g. hand.x, or osc:/1/fader1)")
     if name.startswith(OSC_PREFIX):
         if not is_osc_signal(name):
-            raise RouteError(f"{where}.from: {_brief(name)} is not osc:/address")
+            raise RouteError(f"{where}.from: {brief(name)} is not osc:/address")
         address = name[len(OSC_PREFIX):]
         if address == OSC_ROOT or address.startswith(OSC_ROOT + "/"):
             raise RouteError(f"{where}.from: {address} is the engine's own address: a route from it would "
                              f"loop a parameter into itself (route the rig's address instead)")
         return name
     if name not in known:
-        raise RouteError(f"{where}.from: unknown signal {_brief(name)}{closest(name, known)} "
+        raise RouteError(f"{where}.from: unknown signal {brief(name)}{closest(name, known)} "
                          f"(see `vrbridge signals`)")
     return name
 
@@ -239,7 +235,7 @@ def _target(name: Any, where: str) -> Param:
         raise RouteError(f"{where}.to: missing the parameter name (e.g. psi)")
     param = PARAMS_BY_NAME.get(name)
     if param is None:
-        raise RouteError(f"{where}.to: unknown parameter {_brief(name)}"
+        raise RouteError(f"{where}.to: unknown parameter {brief(name)}"
                          f"{closest(name, [p.name for p in route_targets()])}")
     if not param.live or param.kind not in TARGET_KINDS:
         raise RouteError(f"{where}.to: {name} is a {'start-up ' if not param.live else ''}{param.kind} parameter; "
@@ -253,10 +249,10 @@ def _span(entry, key, default, where, allow_equal: bool) -> tuple[float, float]:
         return (float(default[0]), float(default[1]))
     if (not isinstance(value, (list, tuple)) or len(value) != 2
             or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
-        raise RouteError(f"{where}.{key}: expected [low, high], got {_brief(value)}")
+        raise RouteError(f"{where}.{key}: expected [low, high], got {brief(value)}")
     low, high = float(value[0]), float(value[1])
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise RouteError(f"{where}.{key}: {_brief(value)} must be finite numbers")
+        raise RouteError(f"{where}.{key}: {brief(value)} must be finite numbers")
     if low == high and not allow_equal:
         raise RouteError(f"{where}.{key}: low and high are both {low}; the span must not be empty")
     return (low, high)
@@ -266,17 +262,17 @@ def _curve(value: Any, where: str) -> str:
     if isinstance(value, str) and value.startswith("@"):
         param = PARAMS_BY_NAME.get(value[1:])
         if param is None or param.kind != "enum" or not set(param.choices) <= set(CURVE_NAMES):
-            raise RouteError(f"{where}.curve: {_brief(value)} must name an enum parameter of curve names")
+            raise RouteError(f"{where}.curve: {brief(value)} must name an enum parameter of curve names")
         return value
     if value not in CURVE_NAMES:
-        raise RouteError(f"{where}.curve: {_brief(value)} is not one of {', '.join(CURVE_NAMES)}")
+        raise RouteError(f"{where}.curve: {brief(value)} is not one of {', '.join(CURVE_NAMES)}")
     return value
 
 
 def _number(entry, key, default, where, low, high) -> float:
     value = entry.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(float(value)):
-        raise RouteError(f"{where}.{key}: expected a number, got {_brief(value)}")
+        raise RouteError(f"{where}.{key}: expected a number, got {brief(value)}")
     if not low <= value <= high:
         raise RouteError(f"{where}.{key}: {value} is outside [{low}, {high}]")
     return float(value)
@@ -285,21 +281,21 @@ def _number(entry, key, default, where, low, high) -> float:
 def _flag(entry, key, default, where) -> bool:
     value = entry.get(key, default)
     if not isinstance(value, bool):
-        raise RouteError(f"{where}.{key}: expected true or false, got {_brief(value)}")
+        raise RouteError(f"{where}.{key}: expected true or false, got {brief(value)}")
     return value
 
 
 def _choice(entry, key, choices, where) -> str:
     value = entry.get(key, choices[0])
     if value not in choices:
-        raise RouteError(f"{where}.{key}: {_brief(value)} is not one of {', '.join(choices)}")
+        raise RouteError(f"{where}.{key}: {brief(value)} is not one of {', '.join(choices)}")
     return value
 
 
 def _text(entry, key, default, where) -> str:
     value = entry.get(key, default)
     if not isinstance(value, str) or not value.strip() or len(value) > 128 or not value.isprintable():
-        raise RouteError(f"{where}.{key}: expected a printable name of at most 128 characters, got {_brief(value)}")
+        raise RouteError(f"{where}.{key}: expected a printable name of at most 128 characters, got {brief(value)}")
     return value.strip()
 
 
@@ -317,7 +313,7 @@ def _param_ref(entry, key, kinds, where) -> str:
     param = PARAMS_BY_NAME.get(value) if isinstance(value, str) else None
     if param is None or param.kind not in kinds:
         names = [p.name for p in PARAMS_BY_NAME.values() if p.kind in kinds]
-        raise RouteError(f"{where}.{key}: {_brief(value)} is not a {'/'.join(kinds)} parameter"
+        raise RouteError(f"{where}.{key}: {brief(value)} is not a {'/'.join(kinds)} parameter"
                          f"{closest(str(value), names) if isinstance(value, str) else ''}")
     return value
 
@@ -370,7 +366,7 @@ class RouteTable:
     def remove(self, route_id: str) -> Route:
         with self._lock:
             if route_id not in self._routes:
-                raise RouteError(f"route {_brief(route_id)}: no such route{closest(route_id, self._routes)} "
+                raise RouteError(f"route {brief(route_id)}: no such route{closest(route_id, self._routes)} "
                                  f"(have: {', '.join(self._routes) or 'none'})"[:300])
             route = self._routes.pop(route_id)
             self._replan()
