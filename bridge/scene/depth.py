@@ -146,32 +146,14 @@ def load_depth_model(weights: str | None = None, allow_download: bool = False, d
         if not demo or weights:
             raise
         log.warning("depth: %s -- using the random-init demo depth network instead (NOT pretrained)", exc)
-        demo_init(model)
+        model.init_random(DEMO_SEED)
         return model.to(device).eval().requires_grad_(False), "random-init demo (NOT pretrained)", True
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_checkpoint(state)
     except RuntimeError as exc:
         first = " ".join(str(exc).split())[:300]
         raise DepthError(f"{origin} is not a Depth-Anything-V2-Small (ViT-S) checkpoint: {first}") from None
     return model.to(device).eval().requires_grad_(False), f"Depth-Anything-V2-Small from {origin}", False
-
-
-def demo_init(model) -> None:
-    """Seeded random weights whose output varies with the picture (torch's default init ends in a ReLU that
-    is zero everywhere): DINOv2's 0.02 normal init for the tokens and a positive bias on the last layer."""
-    import torch
-
-    generator = torch.Generator().manual_seed(DEMO_SEED)
-    with torch.no_grad():
-        for module in model.modules():
-            for name, param in module.named_parameters(recurse=False):
-                if name in ("weight", "bias"):
-                    fan_in = param[0].numel() if param.dim() > 1 else 1
-                    std = 0.02 if param.dim() <= 1 or module is model.pretrained else (1.0 / fan_in) ** 0.5
-                    param.copy_(torch.randn(param.shape, generator=generator) * std)
-        for token in (model.pretrained.cls_token, model.pretrained.pos_embed):
-            token.copy_(torch.randn(token.shape, generator=generator) * 0.02)
-        model.depth_head.scratch.output_conv2[2].bias.fill_(1.0)
 
 
 class DepthAnalysis:
