@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
+import threading
 import time
 
 import pytest
@@ -290,3 +292,68 @@ def test_every_telemetry_datagram_stays_under_the_cap(rig):
     assert sizes and max(sizes) <= codec.SAFE_DATAGRAM, max(sizes)
     assert [n[:3] for n in names] == [f"{i:03d}" for i in range(100)]  # split, in order, none lost
     assert telemetry.counts["oversize"] == 0
+
+
+def test_empty_allow_list_means_this_computer_and_any_loopback_address(tmp_path):
+    """Decided: with no allow-list the server is on loopback, so 127.0.0.2 is this computer too; a list
+    naming 127.0.0.1 refuses the other loopback addresses."""
+    for allow, expect_applied in (((), True), (("127.0.0.1",), False)):
+        store = ParamStore()
+        server = OscServer(store, "127.0.0.1", 0, allow=allow)
+        server.start()
+        try:
+            send_raw(codec.encode_message("/vrb/psi", (0.5,)), server.port, source="127.0.0.2")
+            _settle(server, 1)
+            assert (store.get("psi") == pytest.approx(0.5)) is expect_applied
+            assert server.errors["denied"] == (0 if expect_applied else 1)
+        finally:
+            server.close()
+
+
+def test_telemetry_socket_binds_only_where_its_targets_are():
+    from bridge.osc.telemetry import Telemetry
+
+    telemetry = Telemetry(ParamStore(), [("127.0.0.1", 9)])
+    try:
+        assert telemetry._sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        telemetry.close()
+
+
+def test_oscquery_beyond_localhost_warns(caplog, tmp_path):
+    engine = MiniEngine()
+    with caplog.at_level("WARNING"):
+        attach(engine, {"osc_in": "127.0.0.1:0", "osc_out": ["off"], "oscquery": "0.0.0.0:0",
+                        "presets": str(tmp_path / "p.toml")})
+    engine.close()
+    assert any("oscquery listens on 0.0.0.0" in r.getMessage() and "--oscquery 127.0.0.1" in r.getMessage()
+               for r in caplog.records)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_RXQ_OVFL is Linux's")
+def test_kernel_drops_in_a_burst_are_counted():
+    """A burst larger than a (deliberately small) receive buffer while the server is busy: the kernel drops
+    some, and every datagram is accounted for, received or counted as a kernel drop."""
+    store = ParamStore()
+    server = OscServer(store, "127.0.0.1", 0, rcvbuf=4096)
+    busy = threading.Event()
+    server.add_handler("/test/busy", lambda *_: (busy.set(), time.sleep(0.5)))
+    server.start()
+    try:
+        assert server.kernel_drops == 0 and server.stats()["rcvbuf"] < 64 << 10
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            target = ("127.0.0.1", server.port)
+            sock.sendto(codec.encode_message("/test/busy"), target)
+            assert busy.wait(2.0)
+            burst = 2000
+            for _ in range(burst):
+                sock.sendto(codec.encode_message("/vrb/seed", (1,)), target)
+            time.sleep(0.6)  # the handler returns; the queue drains
+            sock.sendto(codec.encode_message("/vrb/psi", (0.5,)), target)  # carries the final drop count
+            assert wait_until(lambda: store.get("psi") == pytest.approx(0.5), 5.0)
+        received = server.counts["datagrams"]
+        assert server.kernel_drops > 0, server.stats()
+        assert received + server.kernel_drops == burst + 2, server.stats()
+        assert server.stats()["kernel_drops"] == server.kernel_drops
+    finally:
+        server.close()

@@ -136,13 +136,17 @@ def _presets_and_tempo(bridge: OscBridge, engine, setting) -> None:
 
 
 def _oscquery(engine, server, setting):
-    from bridge.osc.net import parse_endpoint
+    from bridge.osc.net import is_loopback, parse_endpoint, resolve
     from bridge.osc.oscquery import OscQueryServer
 
     text = str(setting("oscquery")).strip()
     if text.lower() == "off":
         return None
     host, port = parse_endpoint(text, "oscquery")
+    if not is_loopback(resolve(host, "oscquery")):
+        log.warning("oscquery listens on %s:%d: reachable from other machines, which can read every parameter "
+                    "and follow its live value (read only: control still needs osc_allow); "
+                    "use --oscquery 127.0.0.1:%d to keep it on this computer", host, port, port)
     service = OscQueryServer(engine.params, host, port, lambda: (server.host, server.port))
     engine.add_service(service)
     return service

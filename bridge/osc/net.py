@@ -31,8 +31,35 @@ def is_loopback(ip: str) -> bool:
     return ipaddress.ip_address(ip).is_loopback
 
 
+def source_address(targets: Iterable[tuple[str, int]]) -> str:
+    """The local address to send to ``targets`` from: 127.0.0.1 when all are on this computer, the one
+    interface that reaches them all otherwise, and 0.0.0.0 only when they need different interfaces.
+
+    A sending socket left unbound is bound to 0.0.0.0 by the first send, which also opens it to datagrams
+    from any network; binding to the interface the targets need keeps it off the others.
+    """
+    sources = set()
+    for host, port in targets:
+        if is_loopback(host):
+            sources.add("127.0.0.1")
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.connect((host, port))  # UDP connect sends nothing: it only picks the route
+                sources.add(probe.getsockname()[0])
+            except OSError:
+                return "0.0.0.0"  # no route now (cable out): let the OS choose at each send
+    return sources.pop() if len(sources) == 1 else "0.0.0.0"
+
+
 class AllowList:
-    """Sender IPs (or CIDR networks like 192.168.1.0/24) allowed to control the engine; empty allows all."""
+    """Sender IPs (or CIDR networks like 192.168.1.0/24) allowed to control the engine; empty allows all.
+
+    Empty is only possible while the control server listens on a loopback address (the server refuses
+    anything else), so every sender is then a process on this computer, whichever 127.x.y.z it sends from:
+    127.0.0.2 is accepted by design, as 127.0.0.1 is. With any entry, only the entries are allowed, on
+    loopback too.
+    """
 
     def __init__(self, entries: Iterable[str] = ()):
         self.networks = []

@@ -20,6 +20,8 @@ import itertools
 import logging
 import select
 import socket
+import struct
+import sys
 import threading
 import time
 from typing import Any, Callable
@@ -42,6 +44,8 @@ Ticker = Callable[[float], bool]
 DEFAULT_MAX_PACKET = 8192  # bytes; larger datagrams are "oversize" (a control message is a few dozen bytes)
 DEFAULT_MAX_AHEAD_S = 60.0  # timetags further in the future are refused ("timetag")
 MAX_PENDING = 4096  # scheduled messages waiting for their timetag
+DEFAULT_RCVBUF = 4 << 20  # bytes of kernel receive buffer asked for: absorbs a burst from a busy rig
+SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
 TICK_S = 0.01  # ticker period while any ticker is active (slews, fades, LFO)
 IDLE_S = 0.25  # longest sleep when nothing is scheduled
 
@@ -69,7 +73,8 @@ class OscServer:
     kind = "osc-in"
 
     def __init__(self, params: ParamStore, host: str = "127.0.0.1", port: int | None = 7700, allow=(),
-                 max_packet: int = DEFAULT_MAX_PACKET, max_ahead_s: float = DEFAULT_MAX_AHEAD_S):
+                 max_packet: int = DEFAULT_MAX_PACKET, max_ahead_s: float = DEFAULT_MAX_AHEAD_S,
+                 rcvbuf: int = DEFAULT_RCVBUF):
         """``port=None``: no socket (osc_in off); the thread still runs tickers and :meth:`dispatch` works."""
         self.params = params
         self.host = resolve(host, "osc_in")
@@ -82,6 +87,9 @@ class OscServer:
                             f"IPs too (e.g. --osc-allow 192.168.1.20), or listen on 127.0.0.1")
         self.max_packet = max_packet
         self.max_ahead_s = max_ahead_s
+        self.rcvbuf_asked = rcvbuf
+        self.rcvbuf = 0  # what the OS granted (bytes)
+        self.kernel_drops: int | None = None  # datagrams the kernel dropped (buffer full); None: OS won't say
         self._handlers: list[tuple[str, Handler]] = []
         self._error_listeners: list[ErrorListener] = []
         self._tickers: list[Ticker] = []
@@ -143,10 +151,8 @@ class OscServer:
 
     def _open_socket(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # absorb bursts from a busy rig
-        except OSError:
-            pass
+        self.rcvbuf = _enlarge_receive_buffer(sock, self.rcvbuf_asked)
+        self.kernel_drops = 0 if _count_kernel_drops(sock) else None
         try:
             sock.bind((self.host, self.port))
         except OSError as exc:
@@ -159,6 +165,10 @@ class OscServer:
         self.port = sock.getsockname()[1]
         log.info("OSC control on udp://%s:%d%s", self.host, self.port,
                  f" (allowed senders: {', '.join(map(str, self.allow.networks))})" if self.allow else "")
+        if self.rcvbuf < self.rcvbuf_asked:
+            log.info("OSC receive buffer %d KiB (asked %d KiB); a burst beyond it is dropped by the kernel%s. "
+                     "Raise it with: sysctl -w net.core.rmem_max=%d", self.rcvbuf >> 10, self.rcvbuf_asked >> 10,
+                     " and counted (kernel_drops)" if self.kernel_drops is not None else "", self.rcvbuf_asked)
 
     def close(self) -> None:
         self._stop.set()
@@ -173,7 +183,8 @@ class OscServer:
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "pending": len(self._pending), "errors_by_code": dict(self.errors),
-                "last_error": self.last_error, "port": self.port}
+                "last_error": self.last_error, "port": self.port, "rcvbuf": self.rcvbuf,
+                **({"kernel_drops": self.kernel_drops} if self.kernel_drops is not None else {})}
 
     def describe(self) -> str:
         return f"osc-in udp://{self.host}:{self.port}" if self.port is not None else "osc-in off"
@@ -204,7 +215,7 @@ class OscServer:
         """Read everything waiting (bounded), so a burst is absorbed before the next timer check."""
         for _ in range(512):
             try:
-                data, sender = self._sock.recvfrom(65536)
+                data, sender = self._receive()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. ICMP errors surfacing on some platforms
@@ -214,6 +225,16 @@ class OscServer:
                 self.handle_datagram(data, sender)
             except Exception as exc:  # noqa: BLE001
                 self._fail("internal", f"{type(exc).__name__}: {exc}", sender)
+
+    def _receive(self) -> tuple[bytes, Sender]:
+        """One datagram; where the OS reports it (Linux), also the socket's running count of kernel drops."""
+        if self.kernel_drops is None:
+            return self._sock.recvfrom(65536)
+        data, ancillary, _, sender = self._sock.recvmsg(65536, socket.CMSG_SPACE(4))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_RXQ_OVFL and len(payload) >= 4:
+                self.kernel_drops = struct.unpack("=I", payload[:4])[0]
+        return data, sender
 
     def _run_due(self) -> None:
         now = time.monotonic()
@@ -391,3 +412,28 @@ class OscServer:
                 listener(code, detail, sender)
             except Exception:  # noqa: BLE001
                 pass
+
+
+def _enlarge_receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for ``size`` bytes of receive buffer (beyond the OS limit where this process may); return what
+    was granted. Linux reports double the usable size, so the granted figure is halved there."""
+    force = getattr(socket, "SO_RCVBUFFORCE", None)  # Linux, with CAP_NET_ADMIN: past net.core.rmem_max
+    for option in filter(None, (force, socket.SO_RCVBUF)):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            break
+        except OSError:
+            continue
+    granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return granted // 2 if sys.platform.startswith("linux") else granted
+
+
+def _count_kernel_drops(sock: socket.socket) -> bool:
+    """Ask the OS to attach its drop counter to each datagram (SO_RXQ_OVFL, Linux); whether it will."""
+    if SO_RXQ_OVFL is None:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RXQ_OVFL, 1)
+        return True
+    except OSError:
+        return False

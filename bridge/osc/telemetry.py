@@ -30,6 +30,7 @@ import numpy as np
 
 from bridge.frames import HAND_LANDMARK_NAMES, FrameReport, Latest
 from bridge.osc import codec
+from bridge.osc.net import source_address
 from bridge.osc.ratelimit import RateLimiter
 from bridge.params import OSC_ROOT, PARAMS_BY_NAME, ParamStore
 from bridge.signals import signal_address
@@ -139,6 +140,7 @@ class Telemetry:
         self.targets = list(targets)
         self.limit = limit
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind((source_address(self.targets), 0))  # not 0.0.0.0: only where the targets are
         self._box: Latest[FrameReport] = Latest()
         self._frame_providers: list[Provider] = []
         self._heartbeat_providers: list[Provider] = []
