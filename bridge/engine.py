@@ -22,6 +22,7 @@ is rendered on its own.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ from bridge.latents import LatentMixer
 from bridge.params import PARAMS, ParamStore
 from bridge.routes import RouteTable
 from bridge.signals import SignalBus
+from bridge.sources.base import MAX_SOURCE_SIDE
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +348,8 @@ class Engine:
                 continue
             if frame is None:
                 continue
+            if max(frame.rgb.shape[:2]) > MAX_SOURCE_SIDE:  # e.g. an 8K video: shrink once, here, for all
+                frame = dataclasses.replace(frame, rgb=imageops.limit_side(frame.rgb, MAX_SOURCE_SIDE))
             self.capture_clock.tick(frame.t_capture)  # read() waits for the device, so count rate, not ms
             self._last_frame = frame
             self.frames_box.put(frame)

@@ -69,6 +69,15 @@ def fit(rgb: np.ndarray, size: tuple[int, int] | None, mode: str = "letterbox") 
     return out
 
 
+def limit_side(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """``rgb`` shrunk (aspect kept) so its longer side is at most ``max_side``; unchanged when it fits."""
+    h, w = rgb.shape[:2]
+    if max(h, w) <= max_side:
+        return rgb
+    scale = max_side / max(h, w)
+    return _resize(rgb, max(1, round(w * scale)), max(1, round(h * scale)))
+
+
 def _resize(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     import cv2
 

@@ -14,10 +14,10 @@ from bridge.engine import Engine
 from bridge.latents import LatentMixer, resolve_ranges
 from bridge.routes import parse_route
 from bridge.signals import SignalSpec
-from bridge.frames import Hand, Keypoints, RenderedFrame
+from bridge.frames import Frame, Hand, Keypoints, RenderedFrame
 from bridge.params import ParamStore
 from bridge.sinks.base import Sink
-from bridge.sources import make_source
+from bridge.sources import Source, make_source
 import conftest
 from conftest import STYLEGAN_FIXTURES
 
@@ -408,5 +408,27 @@ def test_stylegan3_network_runs_through_the_engine(encoder):
         assert wait_for(lambda: any(f.source_index >= 0 for f in sink.frames))
         assert sink.frames[-1].rgb.shape == (40, 40, 3)
         assert engine.health()["status"] == "ok"
+    finally:
+        engine.stop()
+
+
+def test_an_oversized_source_frame_is_shrunk_at_the_capture_boundary(generator, encoder):
+    """A source that sends 4000x2000 frames (an 8K-ish video): what the encoder, previews and trackers get
+    is at most MAX_SOURCE_SIDE on its longer side."""
+    from bridge.sources.base import MAX_SOURCE_SIDE
+
+    class HugeSource(Source):
+        kind = "huge"
+
+        def read(self, timeout=0.1):
+            time.sleep(0.05)
+            self.frames += 1
+            return Frame(rgb=np.full((2000, 4000, 3), 90, np.uint8), index=self.frames, t_capture=time.monotonic())
+
+    engine = Engine(ParamStore(), generator, encoder, HugeSource("huge"), [CollectSink()])
+    engine.start()
+    try:
+        assert wait_for(lambda: engine.latest_input() is not None)
+        assert engine.latest_input().shape == (MAX_SOURCE_SIDE // 2, MAX_SOURCE_SIDE, 3)
     finally:
         engine.stop()

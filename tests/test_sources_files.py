@@ -148,3 +148,36 @@ def test_devices_lists_torch_devices_and_probes_cameras_quickly():
     found = probe_cameras(10)
     for index, desc in found:  # whatever this machine has, each entry is a camera that gave a frame
         assert 0 <= index < 10 and "x" in desc
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_a_huge_picture_is_shrunk_once_where_it_enters(tmp_path, ext):
+    """An 8000x4000 photo in the slideshow: frames come out at most MAX_SOURCE_SIDE on the longer side, with
+    the aspect and the content kept (the left half red, the right half blue)."""
+    from bridge.sources.base import MAX_SOURCE_SIDE
+
+    big = np.zeros((4000, 8000, 3), np.uint8)
+    big[:, :4000, 2] = 255  # BGR: red on the left
+    big[:, 4000:, 0] = 255  # blue on the right
+    cv2.imwrite(str(tmp_path / f"huge{ext}"), big)
+    del big
+    source = make_source(f"images:{tmp_path}", fps=60.0)
+    source.open()
+    try:
+        frames = read_frames(source, 5)
+    finally:
+        source.close()
+    assert len(frames) == 5
+    rgb = frames[-1].rgb
+    assert rgb.shape == (MAX_SOURCE_SIDE // 2, MAX_SOURCE_SIDE, 3)
+    assert rgb[10, 10, 0] > 200 and rgb[10, 10, 2] < 50 and rgb[10, -10, 2] > 200 and rgb[10, -10, 0] < 50
+    assert all(f.rgb is rgb for f in frames[1:])  # one shrunk copy, shared by every frame of the slide
+
+
+def test_the_engine_shrinks_any_oversized_source_frame():
+    from bridge import imageops
+
+    frame = np.full((3000, 6000, 3), 7, np.uint8)
+    small = imageops.limit_side(frame, 1920)
+    assert small.shape == (960, 1920, 3) and int(small.mean()) == 7
+    assert imageops.limit_side(small, 1920) is small  # a frame that fits is passed through untouched

@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 STALE_S = 3.0  # a rig input with no frame for this long whose sender reports no connection is treated as gone
 
 
+MAX_SOURCE_SIDE = 1920  # pixels: the encoder reads ~224-518 px and previews/recordings are at most full HD;
+#                        a bigger input (an 8000x8000 photo) is shrunk once where it enters, not on every frame
+
+
 class SourceUnavailable(RuntimeError):
     """A source cannot run here (missing package or platform, bad spec). The message is the one line shown."""
 

@@ -13,7 +13,8 @@ import time
 import numpy as np
 
 from bridge.frames import Frame
-from bridge.sources.base import FramePacer, Source, SourceUnavailable
+from bridge.imageops import limit_side
+from bridge.sources.base import MAX_SOURCE_SIDE, FramePacer, Source, SourceUnavailable
 from bridge.sources.camera import to_rgb
 
 log = logging.getLogger(__name__)
@@ -77,14 +78,15 @@ class ImageFolderSource(Source):
         self._slide_until = time.monotonic() + self.slide_s
 
     def _load(self, path: str) -> np.ndarray | None:
+        """The picture as RGB, no larger than MAX_SOURCE_SIDE (decoded at 1/2, 1/4 or 1/8 when huge)."""
         import cv2
 
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+        bgr = cv2.imread(path, _reduced_decode_flag(path))
         if bgr is None:
             self.last_error = f"cannot decode {path!r}"
             log.warning("images: %s; skipping it", self.last_error)
             return None
-        return to_rgb(bgr)
+        return limit_side(to_rgb(bgr), MAX_SOURCE_SIDE)
 
     def read(self, timeout: float = 0.1) -> Frame | None:
         if not self._pacer.wait(timeout):
@@ -104,6 +106,25 @@ class ImageFolderSource(Source):
 
     def describe(self) -> str:
         return f"images {self.folder} ({len(self._files)} pictures, {self.slide_s:g} s each)"
+
+
+def _reduced_decode_flag(path: str) -> int:
+    """OpenCV's reduced-size decode for a picture far bigger than needed: an 8000x8000 JPEG decodes about
+    3x faster at 1/4 (the JPEG decoder scales in the DCT) and never needs its full 192 MB in memory."""
+    import cv2
+
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:  # reads the header only
+            longest = max(img.size)
+    except Exception:  # noqa: BLE001 - no PIL, or a format it does not know: decode at full size
+        return cv2.IMREAD_COLOR
+    for factor, flag in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                         (2, cv2.IMREAD_REDUCED_COLOR_2)):
+        if longest / factor >= MAX_SOURCE_SIDE:
+            return flag
+    return cv2.IMREAD_COLOR
 
 
 def make(arg: str = "", slide_s: float = 5.0, fps: float = 30.0, **_options) -> ImageFolderSource:
