@@ -282,8 +282,8 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("allow_download", "bool", False,
        "Allow fetching the encoder weights (VGG16 528 MB, the others 21-85 MB; torchvision's hash-checked) "
-       "into torch's hub cache when none are found, and Google's official pose/face bundles "
-       "(pose_model / face_model 'official', sha256-pinned).",
+       "into torch's hub cache when none are found, Google's official pose/face bundles "
+       "(pose_model / face_model 'official', sha256-pinned), and a --network library model not yet cached.",
        group="startup", live=False, telemetry=False),
     _P("encoder_taps", "list", (),
        "Encoder taps, each TAP or TAP:WEIGHT (Eq. 2); empty = the backbone's default (marked *). "
@@ -520,7 +520,9 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     # ---- start-up settings (show file / CLI; validated here, not live) ----------------------------
     # CLI flag = "--" + name with "_" as "-"; show-file key = name. Rows for later stages go here too.
-    _P("network", "str", "", "Network pickle (.pkl) or safetensors file; empty = the embedded demo network.",
+    _P("network", "str", "", "Network file (NVIDIA .pkl of any era, rosinality .pt, .safetensors) or a library "
+       "name from `vrbridge models` (cached; fetched first with allow_download); empty = the embedded demo "
+       "network.",
        group="startup", live=False, telemetry=False),
     _P("source", "str", "pattern", "Frame source: pattern | camera:N | video:PATH | images:DIR (and rig inputs).",
        group="startup", live=False, telemetry=False),

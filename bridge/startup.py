@@ -136,10 +136,14 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
         if settings["network"]:
             from bridge.stylegan import NetworkLoadError, load_network
 
+            from bridge.stylegan.library import LibraryError, resolve_network
+
             steps.set_postfix_str(str(settings["network"]))
             try:
-                generator = load_network(settings["network"], device="cpu")
-            except NetworkLoadError as exc:
+                path = resolve_network(str(settings["network"]), bool(settings.get("allow_download", False)),
+                                       progress=progress)
+                generator = load_network(path, device="cpu")
+            except (NetworkLoadError, LibraryError) as exc:
                 raise StartupError(f"network: {exc}") from None
             description = f"{settings['network']} ({describe_generator(generator)})"
         else:

@@ -188,7 +188,27 @@ def run_osc_monitor(command: str, cwd: Path) -> None:
         proc.wait(timeout=30)
 
 
+def run_models(command: str, cwd: Path) -> None:
+    """The library listing needs no network: it prints the catalog and the cache folder."""
+    env = {**os.environ, "VRBRIDGE_MODELS_DIR": str(cwd / "models-cache")}
+    proc = subprocess.run(argv(command), cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "sg3r-afhqv2-512" in proc.stdout and "api.ngc.nvidia.com" in proc.stdout
+    assert str(cwd / "models-cache") in proc.stdout
+
+
+def run_convert(command: str, cwd: Path) -> None:
+    proc = subprocess.run(argv(command), cwd=cwd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    from bridge.stylegan.loader import load_network
+
+    assert load_network(cwd / "tiny.safetensors").img_resolution == 32
+    assert (cwd / "tiny.json").is_file()
+
+
 RUNNERS = {
+    "vrbridge models": run_models,
+    "vrbridge convert tests/data/stylegan/formats/tf_sg2_tiny.pkl tiny.safetensors": run_convert,
     "vrbridge run": run_live_engine,
     "vrbridge inspect tests/data/stylegan/sg2_tiny.pkl": run_inspect,
     "vrbridge render tests/data/stylegan/sg2_tiny.pkl --seeds 0-3 --psi 0.7 --out renders": run_render,

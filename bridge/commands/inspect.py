@@ -41,6 +41,12 @@ def load_for_cli(args):
     from bridge.stylegan.loader import load_network
     from bridge.stylegan.pickle_reader import NetworkLoadError
 
+    from bridge.stylegan.library import LibraryError, resolve_network
+
+    try:
+        args.model = resolve_network(args.model)  # a library name -> its cached file (never downloads here)
+    except LibraryError as exc:
+        raise UserError(str(exc)) from None
     if not Path(args.model).is_file():
         raise UserError(f"no such model file: {args.model}")
     try:
