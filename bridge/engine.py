@@ -539,6 +539,8 @@ class Engine:
             self._np_latents_of = latents
         features: dict[str, float] = {}
         for m in (*self._signal_stages, *self._manipulations):
+            if not hasattr(m, "features"):  # a signal stage need not report features (its signals are sent)
+                continue
             try:
                 features.update(m.features())
             except Exception as exc:  # noqa: BLE001

@@ -83,19 +83,20 @@ class Route:
     def output(self, x: float, snapshot: Mapping[str, Any], now: float) -> float:
         """The route's contribution for signal value ``x`` (before combining)."""
         low, high = self.in_range
-        out_low, out_high = self.out_range
-        curve = snapshot[self.curve[1:]] if self.curve.startswith("@") else self.curve
-        if (curve == "linear" and not self.invert and not self.deadband and self.in_range == self.out_range):
-            y = min(max(x, low), high)  # a pass-through route hands the signal on exactly
+        curve = snapshot[self.curve[1:]] if self.curve[0] == "@" else self.curve
+        if curve == "linear" and self.in_range == self.out_range and not (self.invert or self.deadband):
+            y = low if x < low else high if x > high else x  # a pass-through route hands the signal on exactly
         else:
-            t = min(1.0, max(0.0, (x - low) / (high - low)))
+            t = (x - low) / (high - low)
+            t = 0.0 if t <= 0.0 else 1.0 if t >= 1.0 else t
             if self.invert:
                 t = 1.0 - t
-            if self.deadband and self._last_t is not None and abs(t - self._last_t) < self.deadband \
-                    and t not in (0.0, 1.0):
-                t = self._last_t  # jitter inside the deadband: hold
-            self._last_t = t
-            y = out_low + (out_high - out_low) * apply_curve(curve, t, self.curve_k)
+            if self.deadband:
+                if self._last_t is not None and abs(t - self._last_t) < self.deadband and t not in (0.0, 1.0):
+                    t = self._last_t  # jitter inside the deadband: hold
+                self._last_t = t
+            out_low, out_high = self.out_range
+            y = out_low + (out_high - out_low) * (t if curve == "linear" else apply_curve(curve, t, self.curve_k))
         if self.scale:
             y = y * float(snapshot[self.scale])
         if self.smooth > 0.0:
@@ -419,7 +420,7 @@ class RouteTable:
                 if x is None or not route.enabled:
                     continue
                 try:
-                    gate = route.gate(snapshot, now)
+                    gate = route.gate(snapshot, now) if route.when else 1.0
                     if gate <= 0.0:
                         continue
                     out = route.output(x, snapshot, now)

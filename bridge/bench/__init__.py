@@ -9,4 +9,5 @@ SUITES: dict[str, str] = {
     "osc": "bridge.bench.osc",
     "tracking": "bridge.bench.tracking",
     "sinks": "bridge.bench.sinks",
+    "routes": "bridge.bench.routes",
 }

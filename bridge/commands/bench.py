@@ -6,7 +6,7 @@ import json
 
 from bridge.bench import SUITES
 
-HELP = "run a benchmark suite (generator, encoder, engine, osc, tracking, sinks) and print its figures"
+HELP = "run a benchmark suite (see the list below) and print its figures"
 
 
 def add_arguments(parser) -> None:

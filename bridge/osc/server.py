@@ -51,7 +51,7 @@ IDLE_S = 0.25  # longest sleep when nothing is scheduled
 
 # Every class of bad input, each counted separately (the keys of stats()['errors']).
 ERROR_CODES = ("unknown", "type", "arity", "range", "not_live", "pattern", "malformed", "oversize", "denied",
-               "timetag", "busy", "handler", "invalid", "lfo", "io", "internal")
+               "timetag", "busy", "handler", "invalid", "lfo", "route", "io", "internal")
 
 
 class WrongArity(WrongType):
