@@ -35,6 +35,7 @@ MAX_SIGNALS = 4096  # a bound on what sources (or OSC addresses named by routes)
 SIGNAL_MODULES: tuple[str, ...] = (
     "bridge.tracking.features",
     "bridge.osc.tempo",
+    "bridge.classes",
 )
 
 
