@@ -34,8 +34,9 @@ MAX_SIGNALS = 4096  # a bound on what sources (or OSC addresses named by routes)
 # are checked against before anything starts, and that ``vrbridge signals`` prints.
 SIGNAL_MODULES: tuple[str, ...] = (
     "bridge.tracking.features",
+    "bridge.tracking.body",
+    "bridge.tracking.face",
     "bridge.osc.tempo",
-    "bridge.classes",
 )
 
 

@@ -17,6 +17,7 @@ from bridge import config
 
 EXAMPLES = {
     "camera_sg2_hands_td.toml": "sg2_tiny.pkl",
+    "camera_sg2_body_face_td.toml": "sg2_tiny.pkl",
     "video_sg3_transform_resolume_ndi.toml": "sg3t_tiny.pkl",
 }
 

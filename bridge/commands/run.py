@@ -105,4 +105,8 @@ def format_status(health: dict) -> str:
     source = health.get("source", {}).get("status", "")
     if source and source not in ("running",) and not source.startswith("showing"):
         line += f" | source {source}"
+    costs = [f"{stats.get('name') or key.split()[0]} {stats['track_ms']:.0f}"
+             for key, stats in (health.get("trackers") or {}).items() if isinstance(stats, dict) and "track_ms" in stats]
+    if costs:  # each tracker's mean ms per frame on its own thread (not part of the render loop's ms)
+        line += " | track ms " + " ".join(costs)
     return line

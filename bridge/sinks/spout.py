@@ -22,7 +22,6 @@ import sys
 from typing import Any
 
 from bridge.frames import RenderedFrame
-from bridge.registry import install_hint
 from bridge.sinks.base import Sink, SinkUnavailable
 from bridge.sinks.convert import FrameConverter
 
@@ -39,7 +38,7 @@ def load_spoutgl():
         import SpoutGL
     except ImportError as exc:
         where = "" if sys.platform == "win32" else "Windows and "
-        raise SinkUnavailable(f"Spout needs {where}{install_hint('spout')}") from exc
+        raise SinkUnavailable(f"Spout needs {where}`pip install visual-reactive-bridge[spout]`") from exc
     return SpoutGL
 
 

@@ -75,7 +75,7 @@ class MediaPipeHandTracker(HandTracker):
                 self.record_error("close", exc)
 
     def stats(self) -> dict[str, Any]:
-        return {**super().stats(), "frames": self.frames, "dropped": self._box.dropped,
+        return {**super().stats(), "name": "hands", "frames": self.frames, "dropped": self._box.dropped,
                 "track_ms": round(self.avg_ms, 2), "last_ms": round(self.last_ms, 2)}
 
     def describe(self) -> str:

@@ -74,7 +74,7 @@ class FrameWorker:
 
     def stats(self) -> dict[str, Any]:
         """Health and cost: ``track_ms`` is the running mean per processed frame (status line, telemetry)."""
-        return {"status": self.status, "frames": self.frames, "found": self.found, "dropped": self._box.dropped,
+        return {"name": self.kind, "status": self.status, "frames": self.frames, "found": self.found, "dropped": self._box.dropped,
                 "errors": self.errors, "last_error": self.last_error, "track_ms": round(self.avg_ms, 2),
                 "last_ms": round(self.last_ms, 2)}
 
