@@ -73,7 +73,7 @@ def _slider_value(driver, name: str) -> float:
 def test_every_live_parameter_has_a_control(running, browser):
     names = set(browser.execute_script(
         "return [...document.querySelectorAll('[data-param]')].map(e => e.dataset.param)"))
-    wanted = {p.name for p in PARAMS if p.live and p.name not in ("preset.recall", "preset.delete", "preset.list")}
+    wanted = {p.name for p in PARAMS if p.live and p.name not in ("preset.recall", "preset.delete", "preset.list", "route.list", "route.remove")}
     assert wanted <= names, wanted - names
     assert browser.execute_script("return document.querySelector('[data-param=psi]').type") == "range"
     assert browser.execute_script("return document.querySelector('[data-param=noise_mode]').tagName") == "SELECT"
@@ -203,3 +203,26 @@ def test_lan_mode_refuses_control_without_the_token(tmp_path):
         driver.quit()
         panel.close()
         preview.close()
+
+
+def test_signals_show_as_meters_and_routes_are_editable(running, browser):
+    engine, _ = running
+    browser.refresh()
+    wait_until(lambda: browser.execute_script("return document.body.dataset.ready") == "1", 20)
+    assert wait_until(lambda: browser.execute_script(
+        "return document.querySelectorAll('[data-signal]').length") >= 1, 10.0)
+    meters = set(browser.execute_script("return [...document.querySelectorAll('[data-signal]')].map(e => e.dataset.signal)"))
+    assert {spec.name for spec in engine.signals.specs()} <= meters
+    box = browser.find_element("id", "route-text")
+    browser.execute_script("arguments[0].closest('details').open = true; arguments[0].scrollIntoView({block: 'center'})", box)
+    box.send_keys("beat.phase mix.amount range=0.2,0.8")
+    _click(browser, browser.find_element("id", "route-add"))
+    assert wait_until(lambda: any(r.id == "beat.phase->mix.amount" for r in engine.routes.routes()), 5.0)
+    assert wait_until(lambda: browser.execute_script(
+        "return !!document.querySelector('[data-route=\"beat.phase->mix.amount\"]')"), 5.0)
+    box.clear()
+    box.send_keys("no.such.signal psi")  # refused with its reason on the page, nothing added
+    _click(browser, browser.find_element("id", "route-add"))
+    assert wait_until(lambda: "no.such.signal" in browser.find_element("id", "state").text, 5.0)
+    _click(browser, browser.find_element("css selector", '[data-route="beat.phase->mix.amount"] button'))
+    assert wait_until(lambda: not any(r.id == "beat.phase->mix.amount" for r in engine.routes.routes()), 5.0)

@@ -1,10 +1,11 @@
-"""``vrbridge devices``: cameras OpenCV can open (indices 0-9) and the torch devices, for --source / --device."""
+"""``vrbridge devices``: cameras OpenCV can open (indices 0-9), the torch devices and the MIDI ports, for
+--source / --device / --midi-in / --midi-out."""
 from __future__ import annotations
 
 import os
 import sys
 
-HELP = "list cameras (OpenCV indices 0-9) and torch devices (cpu, cuda, mps)"
+HELP = "list cameras (OpenCV indices 0-9), torch devices (cpu, cuda, mps) and MIDI ports"
 MAX_INDEX = 10
 
 
@@ -22,7 +23,26 @@ def main(args) -> int:
     print("torch devices (use --device):")
     for name, desc in torch_devices():
         print(f"  {name:5s} {desc}")
+    print_midi_ports()
     return 0
+
+
+def print_midi_ports() -> None:
+    """MIDI ports, or the one line saying why there are none (never a traceback)."""
+    from bridge.midi.ports import MidiUnavailable, list_ports
+
+    print("MIDI ports (use --midi-in NAME / --midi-out NAME):")
+    try:
+        inputs, outputs = list_ports()
+    except MidiUnavailable as exc:
+        print(f"  {exc}")
+        return
+    for name in inputs:
+        print(f"  in   {name}")
+    for name in outputs:
+        print(f"  out  {name}")
+    if not inputs and not outputs:
+        print("  none found")
 
 
 def probe_cameras(max_index: int) -> list[tuple[int, str]]:

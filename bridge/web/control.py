@@ -10,13 +10,15 @@ previews. Nothing here keeps a list of parameters of its own.
 WebSocket messages (JSON text frames):
 
     client -> server   {"op": "set", "name": "psi", "value": 0.5, "id": 7}
-                       {"op": "route", "action": "add"|"remove"|"update", ...}   (when routes exist)
+                       (routes are edited with the table's route.add / route.remove actions, MIDI learn
+                       with midi.learn: the same "set", so the same validation as OSC)
     server -> client   {"type": "hello", "values": {...}, "presets": [...], "signals": [...], "routes": [...]}
                        {"type": "values", "values": {"psi": 0.5, ...}}   changes from any writer, coalesced
                        {"type": "ack", "id": 7, "name": "psi", "value": 2.0, "note": "5 clamped to 2.0"}
                        {"type": "error", "id": 7, "error": "seed: 2147483648 is outside [...]"}
                        {"type": "signals", "values": {...}}   ~15 times a second while signals exist
                        {"type": "presets", "names": [...]}
+                       {"type": "meters", "signals": [...]}  /  {"type": "routes", "routes": [...]}
 
 Every ``set`` goes through ``ParamStore.set`` exactly like OSC: out of range is clamped and said so (or
 rejected, per the table), garbage changes nothing; both are counted here and reported to the OSC control
@@ -45,6 +47,7 @@ MAX_CLIENTS = 32
 MAX_MESSAGE = 16 * 1024
 SLIDER_SPAN_MAX = 10_000  # wider ranges get a number field (a slider over 2^31 seeds is no use)
 BIG_BUTTONS = ("freeze", "blackout")
+OWN_UI = ("preset.", "route.", "midi.learn")  # rows with their own part of the page
 PANEL_GROUPS = ("output", "synthesis", "tempo", "presets", "encoder", "hands", "telemetry")
 
 
@@ -125,6 +128,11 @@ class ControlPanel:
 
     def apply(self, name: str, value: Any, ident: Any = None) -> dict[str, Any]:
         """Set one parameter through the store's validation; the reply says what was stored."""
+        problem = self._check_route_edit(name, value) if name in ("route.add", "route.remove") else ""
+        if problem:
+            self.counts["rejected"] += 1
+            self._report("invalid", f"control panel: {problem}")
+            return {"type": "error", "id": ident, "name": name, "error": problem}
         try:
             stored = self.store.set(name, value, source=SOURCE)
         except ParamError as exc:
@@ -169,11 +177,22 @@ class ControlPanel:
             await asyncio.sleep(1.0 / SEND_HZ)
 
     async def _signal_loop(self, client: "_Client") -> None:
+        """Signal values (when they moved), the meter list (when signals were declared) and the routes (when
+        edited), at most SIGNALS_HZ times a second."""
+        bus, table = getattr(self.engine, "signals", None), getattr(self.engine, "routes", None)
+        seen_version = seen_specs = seen_routes = -1
         while not client.ws.closed:
             await asyncio.sleep(1.0 / SIGNALS_HZ)
-            values = self._signal_values()
-            if values:
-                await client.send({"type": "signals", "values": values}, self.web.write_timeout)
+            if bus is not None and len(bus.specs()) != seen_specs:
+                seen_specs = len(bus.specs())
+                await client.send({"type": "meters", "signals": self._signal_specs()}, self.web.write_timeout)
+            if bus is not None and bus.version != seen_version:
+                seen_version = bus.version
+                await client.send({"type": "signals", "values": self._signal_values()}, self.web.write_timeout)
+            if table is not None and table.version != seen_routes:
+                if seen_routes != -1:
+                    await client.send({"type": "routes", "routes": self._routes()}, self.web.write_timeout)
+                seen_routes = table.version
 
     def _broadcast_presets(self) -> None:
         message = {"type": "presets", "names": self._presets()}
@@ -190,13 +209,36 @@ class ControlPanel:
         return bank.names() if bank is not None else []
 
     def _signal_specs(self) -> list[dict[str, Any]]:
-        return []
+        bus = getattr(self.engine, "signals", None)
+        if bus is None:
+            return []
+        return [{"name": spec.name, "low": spec.low, "high": spec.high, "unit": spec.unit}
+                for spec in sorted(bus.specs(), key=lambda spec: spec.name)]
 
     def _signal_values(self) -> dict[str, float]:
-        return {}
+        bus = getattr(self.engine, "signals", None)
+        return bus.values() if bus is not None else {}
 
     def _routes(self) -> list[dict[str, Any]]:
-        return []
+        table = getattr(self.engine, "routes", None)
+        if table is None:
+            return []
+        return [{"id": route.id, "text": route.describe(), "enabled": route.enabled} for route in table.routes()]
+
+    def _check_route_edit(self, name: str, value: Any) -> str:
+        """A route edit the panel can check before it is applied, so its error comes back to the panel."""
+        from bridge.routes import RouteError, parse_text
+        from bridge.signals import catalogue
+
+        try:
+            if name == "route.add":
+                known = {spec.name: spec for spec in self.engine.signals.specs()}
+                parse_text(value, {**catalogue(), **known})
+            elif name == "route.remove" and str(value).strip() not in {r.id for r in self.engine.routes.routes()}:
+                return f"route.remove: no route {str(value)[:80]!r}"
+        except RouteError as exc:
+            return str(exc)
+        return ""
 
 
 class _Client:
@@ -275,7 +317,7 @@ def groups() -> list[tuple[str, list[Param]]]:
     """Live parameters by table group, in the panel's order (groups it does not know come last)."""
     found: dict[str, list[Param]] = {}
     for param in PARAMS:
-        if param.live and not param.name.startswith("preset.") and param.name not in BIG_BUTTONS + ("tap",):
+        if param.live and not param.name.startswith(OWN_UI) and param.name not in BIG_BUTTONS + ("tap",):
             found.setdefault(param.group, []).append(param)
     order = [g for g in PANEL_GROUPS if g in found] + [g for g in found if g not in PANEL_GROUPS]
     return [(g, found[g]) for g in order]
@@ -339,13 +381,26 @@ PANEL = """<!doctype html>
  {preset_fade}
 </details>
 <details class="group" id="signals-box" hidden><summary>signals</summary><div id="signals"></div></details>
-<details class="group" id="routes-box" hidden><summary>routes</summary><div id="routes"></div></details>
+<details class="group" id="routes-box"><summary>routes</summary><div id="routes"></div>
+ <div class="row"><input type="text" id="route-text" placeholder="hand.x psi range=0,1.5 smooth=0.2" spellcheck="false">
+  <button type="button" id="route-add" data-param="route.add" data-kind="action">add</button>
+  <button type="button" id="route-clear" data-param="route.clear" data-kind="action">clear all</button></div>
+</details>
+<div class="row"><button type="button" id="learn" data-param="midi.learn" data-kind="action" aria-pressed="false">MIDI learn</button>
+ <span class="unit">then tap a control's name and move a knob</span></div>
 {groups}
 <script>
 "use strict";
 const token = new URLSearchParams(location.search).get('token');
 const els = name => document.querySelectorAll('[data-param="'+CSS.escape(name)+'"]');
 const state = document.getElementById('state');
+let learning = false;
+document.addEventListener('click', ev => {  // in MIDI learn, a control's name arms it
+  const label = ev.target.closest('.ctl label');
+  if (!learning || !label) return;
+  ev.preventDefault(); learning = false; document.getElementById('learn').setAttribute('aria-pressed', 'false');
+  send('midi.learn', label.htmlFor.slice(2)); say('MIDI learn armed for ' + label.htmlFor.slice(2) + ': move a knob');
+}, true);
 let ws, nextId = 1, dragging = new Set(), pending = new Map(), values = {};
 function say(text, bad){ state.textContent = text; state.className = bad ? 'bad' : ''; }
 function send(name, value){ if(ws && ws.readyState === 1) ws.send(JSON.stringify({op:'set', name, value, id: nextId++})); }
@@ -371,8 +426,11 @@ function wire(el){
   const name = el.dataset.param, kind = el.dataset.kind;
   if (el.tagName === 'BUTTON') {
     el.addEventListener('click', () => {
+      if (name === 'route.clear' && !confirm('Remove every route?')) return;
       if (kind === 'bool') send(name, !values[name]);
       else if (name === 'preset.save') { const n = document.getElementById('preset-name').value.trim(); if (n) send(name, n); }
+      else if (name === 'route.add') { const t = document.getElementById('route-text').value.trim(); if (t) send(name, t); }
+      else if (name === 'midi.learn') { learning = !learning; el.setAttribute('aria-pressed', String(learning)); if (!learning) send(name, ''); say(learning ? 'MIDI learn: tap the name of a control' : 'MIDI learn off'); }
       else send(name, '');
       if (name === 'tap') { el.classList.add('flash'); setTimeout(() => el.classList.remove('flash'), 120); }
     });
@@ -410,12 +468,14 @@ function meters(specs){
 }
 function routes(list){
   const box = document.getElementById('routes'); box.replaceChildren();
-  document.getElementById('routes-box').hidden = !list.length && !window.routesEditable;
   for (const r of list) {
-    const row = document.createElement('div'); row.className = 'row'; row.dataset.route = r.index;
-    row.textContent = r.from + ' \u2192 ' + r.to + ' ';
-    box.appendChild(row);
+    const row = document.createElement('div'); row.className = 'row route'; row.dataset.route = r.id;
+    const text = document.createElement('span'); text.className = 'unit'; text.textContent = r.text;
+    const del = document.createElement('button'); del.type = 'button'; del.textContent = 'remove'; del.dataset.param = 'route.remove';
+    del.addEventListener('click', () => send('route.remove', r.id));
+    row.append(del, text); box.appendChild(row);
   }
+  if (!list.length) box.textContent = 'no routes';
 }
 function connect(){
   const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/control/ws' + (token ? '?token=' + encodeURIComponent(token) : '');
@@ -427,8 +487,10 @@ function connect(){
     if (m.type === 'hello') { for (const [k, v] of Object.entries(m.values)) show(k, v); presets(m.presets); meters(m.signals); routes(m.routes); document.body.dataset.ready = '1'; }
     else if (m.type === 'values') { for (const [k, v] of Object.entries(m.values)) show(k, v); }
     else if (m.type === 'presets') presets(m.names);
+    else if (m.type === 'meters') meters(m.signals);
+    else if (m.type === 'routes') routes(m.routes);
     else if (m.type === 'signals') { for (const [k, v] of Object.entries(m.values)) { const bar = document.querySelector('[data-signal="'+CSS.escape(k)+'"]'); if (bar) { const lo = +bar.dataset.low, hi = +bar.dataset.high; bar.value = Math.min(1, Math.max(0, (v - lo) / ((hi - lo) || 1))); } } }
-    else if (m.type === 'ack') { if (m.note) say(m.note); if (m.name && m.value !== undefined && !m.name.startsWith('preset.') && m.name !== 'tap') show(m.name, m.value); }
+    else if (m.type === 'ack') { if (m.note) say(m.note); if (m.name && m.value !== undefined && !/^(preset|route|midi)[.]/.test(m.name) && m.name !== 'tap') show(m.name, m.value); }
     else if (m.type === 'error') say(m.error, true);
   };
 }
