@@ -279,3 +279,33 @@ def test_default_routes_can_be_replaced_to_drive_psi_instead():
     assert routed["const.corrupt"] == 0.0  # the multiply-only ease route on a zero base
     assert routed["psi"] == pytest.approx(0.2 + bus.value("hand.distance"))
     assert FEATURE_NAMES  # the feature names the signals come from stay exported
+
+
+# -- presets keep the routes -----------------------------------------------------------------------------------
+def test_presets_save_and_recall_the_routes(tmp_path):
+    from bridge.osc.presets import PresetBank
+
+    store = ParamStore()
+    table = RouteTable([parse_route({"from": "hand.x", "to": "psi", "range": [0.2, 1.2]}, SPECS)])
+    errors = []
+    bank = PresetBank(store, tmp_path / "presets.toml", on_error=lambda code, detail: errors.append(detail))
+    bank.routes = table
+    store.set("psi", 0.4)
+    store.set("preset.save", "verse")
+    table.clear()
+    table.add(parse_route({"from": "test.s", "to": "mix.amount"}, SPECS))
+    store.set("psi", 0.9)
+    store.set("preset.recall", "verse")
+    assert store.get("psi") == pytest.approx(0.4)
+    assert [(r.id, r.out_range) for r in table.routes()] == [("hand.x->psi", (0.2, 1.2))]
+    assert bank.flush() and '"from" = "hand.x", "to" = "psi"' in (tmp_path / "presets.toml").read_text()
+    # a preset whose stored route no longer parses is refused whole: nothing changes
+    reread = PresetBank(ParamStore(), tmp_path / "presets.toml")
+    reread.routes = RouteTable()
+    assert reread.presets["verse"]["routes"][0]["range"] == [0.2, 1.2]  # the file reads back as route tables
+    reread.presets["verse"]["routes"] = [{"from": "hand.nope", "to": "psi"}]
+    reread.store.set("psi", 1.5)
+    with pytest.raises(Exception) as info:
+        reread.recall("verse")
+    assert "hand.nope" in str(info.value) and reread.store.get("psi") == 1.5 and reread.routes.routes() == []
+    assert not errors

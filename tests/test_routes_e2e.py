@@ -4,8 +4,10 @@ removed, re-added (liblo's oscsend) and combined live over OSC; a rig map and an
 parameters; a bad route is answered on /vrb/error and changes nothing."""
 from __future__ import annotations
 
+import json
 import subprocess
 import time
+import urllib.request
 
 import cv2
 import numpy as np
@@ -79,7 +81,7 @@ source = "video:{clip}"
 hands = "mediapipe"
 demo_encoder = true
 preview = "off"
-oscquery = "off"
+oscquery = "127.0.0.1:0"
 osc_maps = ["touchosc"]
 psi = 0.7
 [hand]
@@ -167,6 +169,20 @@ def test_rig_map_and_osc_signal_routes_drive_parameters(running):
     assert engine.params.get("mix.amount") == pytest.approx(0.25) and engine.params.get("trunc_cutoff") == 0
     # the rig map's own addresses are signals too
     wait_frames(collector, lambda f: f.get("/vrb/signal/osc/1/fader2") == pytest.approx(0.25), start=n)
+
+
+def test_oscquery_lists_the_routes_and_the_signals(running):
+    engine, _ = running
+    port = engine.osc.oscquery.port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/vrb/routes", timeout=10) as response:
+        routes = json.loads(response.read())["CONTENTS"]
+    assert routes["hand.x-_psi"]["VALUE"][0].startswith("hand.x->psi: hand.x -> psi")
+    assert routes["hand.const"]["ACCESS"] == 1  # read-only: routes are changed with /vrb/route/add
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/vrb/signal/hand/x", timeout=10) as response:
+        node = json.loads(response.read())
+    assert node["RANGE"] == [{"MIN": 0.0, "MAX": 1.0}] and 0.0 <= node["VALUE"][0] <= 1.0
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/vrb/route/add", timeout=10) as response:
+        assert json.loads(response.read())["ACCESS"] == 2  # the route actions are write-only methods
 
 
 def test_a_bad_route_is_answered_and_changes_nothing(running):

@@ -128,6 +128,7 @@ def _presets_and_tempo(bridge: OscBridge, engine, setting) -> None:
                                 on_error=server.report_error, on_names=send_names)
     bridge.presets.attach_ticks(server)
     engine.add_service(bridge.presets)
+    bridge.presets.routes = engine.routes  # presets save and recall the routes with the values
     bridge.tempo = Tempo(store, on_error=server.report_error)
     bridge.tempo.attach_ticks(server)
     if telemetry:
@@ -147,7 +148,8 @@ def _oscquery(engine, server, setting):
         log.warning("oscquery listens on %s:%d: reachable from other machines, which can read every parameter "
                     "and follow its live value (read only: control still needs osc_allow); "
                     "use --oscquery 127.0.0.1:%d to keep it on this computer", host, port, port)
-    service = OscQueryServer(engine.params, host, port, lambda: (server.host, server.port))
+    service = OscQueryServer(engine.params, host, port, lambda: (server.host, server.port),
+                             signals=engine.signals, routes=engine.routes)
     engine.add_service(service)
     return service
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from http import HTTPStatus
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
@@ -61,25 +62,52 @@ def param_node(param: Param, store: ParamStore) -> dict[str, Any]:
     return node
 
 
-def build_tree(store: ParamStore) -> dict[str, Any]:
-    """The whole address space: containers for every path segment, a method node for every live row."""
+def build_tree(store: ParamStore, signals=None, routes=None) -> dict[str, Any]:
+    """The whole address space: containers for every path segment, a method node for every live row, and
+    (read-only) every signal at its telemetry address and every route under ``/vrb/routes``."""
     root: dict[str, Any] = {"FULL_PATH": "/", "CONTENTS": {}, "DESCRIPTION": f"{APP_NAME} control"}
     for param in PARAMS:
-        if not param.live:
-            continue
-        parts = param.osc_address.strip("/").split("/")
-        node = root
-        for depth, part in enumerate(parts[:-1]):
-            contents = node.setdefault("CONTENTS", {})
-            node = contents.setdefault(part, {"FULL_PATH": "/" + "/".join(parts[:depth + 1]), "CONTENTS": {}})
-        leaf = param_node(param, store)
-        existing = node.setdefault("CONTENTS", {}).get(parts[-1])
-        if existing and "CONTENTS" in existing:  # a row that is also a container (e.g. /vrb/x and /vrb/x/y)
-            existing.update(leaf)
-        else:
-            node["CONTENTS"][parts[-1]] = leaf
+        if param.live:
+            _insert(root, param.osc_address, param_node(param, store))
+    if signals is not None:
+        values = signals.values()
+        for spec in signals.specs():
+            _insert(root, spec.osc_address, signal_node(spec, values.get(spec.name)))
+    if routes is not None:
+        for route in routes.routes():
+            address = f"{OSC_ROOT}/routes/{_SAFE.sub('_', route.id)}"
+            _insert(root, address, {"FULL_PATH": address, "TYPE": "s", "ACCESS": 1, "VALUE": [route.describe()],
+                                    "DESCRIPTION": f"route {route.id}: {route.source} -> {route.target}"})
     root["CONTENTS"][OSC_ROOT.strip("/")]["DESCRIPTION"] = "Every live parameter of the engine"
     return root
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")  # route ids become one OSC address part
+
+
+def signal_node(spec, value: float | None) -> dict[str, Any]:
+    """A read-only node: what a signal means and its newest value (``/vrb/signal/hand/x``)."""
+    node: dict[str, Any] = {"FULL_PATH": spec.osc_address, "TYPE": "f", "ACCESS": 1,
+                            "DESCRIPTION": f"signal {spec.name} ({spec.source}): {spec.description}",
+                            "RANGE": [{"MIN": spec.low, "MAX": spec.high}]}
+    if value is not None:
+        node["VALUE"] = [value]
+    if spec.unit:
+        node["UNIT"] = [spec.unit]
+    return node
+
+
+def _insert(root: dict[str, Any], address: str, leaf: dict[str, Any]) -> None:
+    parts = address.strip("/").split("/")
+    node = root
+    for depth, part in enumerate(parts[:-1]):
+        contents = node.setdefault("CONTENTS", {})
+        node = contents.setdefault(part, {"FULL_PATH": "/" + "/".join(parts[:depth + 1]), "CONTENTS": {}})
+    existing = node.setdefault("CONTENTS", {}).get(parts[-1])
+    if existing and "CONTENTS" in existing:  # a row that is also a container (e.g. /vrb/x and /vrb/x/y)
+        existing.update(leaf)
+    else:
+        node["CONTENTS"][parts[-1]] = leaf
 
 
 def find_node(tree: dict[str, Any], path: str) -> dict[str, Any] | None:
@@ -106,12 +134,13 @@ class OscQueryServer:
     MAX_PATHS = 1024  # paths one client may listen to
 
     def __init__(self, store: ParamStore, host: str, port: int,
-                 osc_endpoint: Callable[[], tuple[str, int | None]] = lambda: ("", None)):
+                 osc_endpoint: Callable[[], tuple[str, int | None]] = lambda: ("", None), signals=None, routes=None):
         """``osc_endpoint()`` gives the control server's (host, port) at request time (bound after start).
         The port is bound here: a busy port is a one-line error before the slow start-up."""
         from bridge.web.server import WebServer
 
         self.store = store
+        self.signals, self.routes = signals, routes  # shown read-only beside the parameters
         self.host = host
         self.osc_endpoint = osc_endpoint
         self.errors = 0
@@ -146,7 +175,7 @@ class OscQueryServer:
         path, query = unquote(parts.path) or "/", unquote(parts.query)
         if query == "HOST_INFO":
             return HTTPStatus.OK, self.host_info()
-        node = find_node(build_tree(self.store), path)
+        node = find_node(build_tree(self.store, self.signals, self.routes), path)
         if node is None:
             return HTTPStatus.NOT_FOUND, {"error": f"no OSC node at {path}"}
         if not query:

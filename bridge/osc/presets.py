@@ -39,6 +39,7 @@ from bridge.params import (PARAMS, PARAMS_BY_NAME, OutOfRange, Param, ParamError
 log = logging.getLogger(__name__)
 
 SOURCE = "preset"
+ROUTES_KEY = "routes"  # a preset's routes: inline tables with the show file's [[route]] keys (not a parameter)
 EXCLUDED_GROUPS = ("presets", "telemetry")
 MAX_NAME = 64
 MAX_PRESETS = 256  # a show's cues; each is ~3 KB of TOML, so the file stays well under MAX_TOML_BYTES
@@ -87,6 +88,8 @@ class PresetBank:
         self._fade_start = 0.0
         self._fade_s = 0.0
         self._wake: Callable[[], None] = lambda: None
+        self.routes = None  # the engine's RouteTable: presets then save and recall the routes too
+        self._route_cut: list | None = None  # routes a running recall switches to at its end
         store.add_listener(self._on_change)
 
     # -- API -----------------------------------------------------------------------------------------
@@ -100,7 +103,9 @@ class PresetBank:
             raise OutOfRange("preset.save", f"the bank is full ({MAX_PRESETS} presets): delete some first "
                                             "(/vrb/preset/delete NAME) or overwrite an existing name")
         snapshot = self.store.snapshot()
-        values = {p.name: snapshot[p.name] for p in preset_params()}
+        values: dict[str, Any] = {p.name: snapshot[p.name] for p in preset_params()}
+        if self.routes is not None:  # each route as an inline table with the show file's [[route]] keys
+            values[ROUTES_KEY] = [r.to_dict() for r in self.routes.routes()]
         block = _toml_block(name, values)
         from bridge.config import MAX_TOML_BYTES
 
@@ -125,12 +130,14 @@ class PresetBank:
         if name not in self.presets:
             raise UnknownParam("preset.recall", f"no preset named {name!r} (have: {_names_brief(self.names())})")
         targets = self._validated(name)
+        routes = self._validated_routes(name)
         fade_s = float(self.store.get("preset.fade") if fade_s is None else fade_s)
         now_values = self.store.snapshot()
         with self._lock:
             self._fade = {n: (float(now_values[n]), v) for n, v in targets.items()
                           if PARAMS_BY_NAME[n].kind == "float" and fade_s > 0}
             self._cuts = {n: v for n, v in targets.items() if n not in self._fade}
+            self._route_cut = routes
             self._fade_start, self._fade_s = time.monotonic(), fade_s
         self.current = name
         if fade_s <= 0:
@@ -153,11 +160,15 @@ class PresetBank:
             t = 1.0 if self._fade_s <= 0 else min(1.0, (now - self._fade_start) / self._fade_s)
             steps = [(n, a + (b - a) * t) for n, (a, b) in self._fade.items()]
             done = t >= 1.0
+            routes = None
             if done:
                 steps += list(self._cuts.items())
                 self._fade, self._cuts = {}, {}
+                routes, self._route_cut = self._route_cut, None
         for name, value in steps:
             self.store.set(name, value, source=SOURCE)
+        if routes is not None and self.routes is not None:
+            self.routes.replace_all(routes)
         return not done
 
     def attach_ticks(self, server) -> None:
@@ -250,10 +261,26 @@ class PresetBank:
             self.on_error(exc.code, str(exc))
 
     # -- file ----------------------------------------------------------------------------------------
+    def _validated_routes(self, name: str) -> list | None:
+        """The preset's routes, every one checked before anything changes (None: it has none, or no table)."""
+        lines = self.presets[name].get(ROUTES_KEY)
+        if lines is None or self.routes is None:
+            return None
+        from bridge.routes import RouteError, parse_route
+
+        if not isinstance(lines, list):
+            raise WrongType(f"preset {name!r}: {ROUTES_KEY}", "expects a list of route tables")
+        try:
+            return [parse_route(entry, where=f"routes[{i}]") for i, entry in enumerate(lines)]
+        except RouteError as exc:
+            raise WrongType(f"preset {name!r}: {ROUTES_KEY}", str(exc)) from None
+
     def _validated(self, name: str) -> dict[str, Any]:
         out = {}
         allowed = {p.name for p in preset_params()}
         for key, raw in self.presets[name].items():
+            if key == ROUTES_KEY:
+                continue
             param = PARAMS_BY_NAME.get(key)
             if param is None or key not in allowed:
                 log.warning("preset %r: ignoring %r (not a preset parameter in this version)", name, key)
@@ -322,4 +349,6 @@ def _toml_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table (a route)
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"cannot store {value!r} in a preset")
