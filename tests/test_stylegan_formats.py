@@ -377,3 +377,13 @@ def test_convert_refuses_bad_input_and_output_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "junk.pt" in err
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def test_format_benchmark_measures_a_load():
+    """`vrbridge bench formats` measures each load with this function (figures: BENCHMARKS.md)."""
+    from bridge.bench.formats import measure_load
+
+    row = measure_load(str(TF_TINY))
+    assert row["params_M"] > 0 and row["load_s"] >= 0 and row["peak_MB"] > 0
+    assert row["output_sum"] == pytest.approx(float(load_network(TF_TINY)(
+        torch.randn([1, 64], generator=torch.Generator().manual_seed(1))).double().sum()), abs=1e-9)

@@ -10,4 +10,5 @@ SUITES: dict[str, str] = {
     "tracking": "bridge.bench.tracking",
     "sinks": "bridge.bench.sinks",
     "routes": "bridge.bench.routes",
+    "formats": "bridge.bench.formats",
 }
