@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.stylegan.foreign_writers import rosinality_state, write_rosinality, write_tf_pickle
+from bridge.stylegan.foreign_writers import rosinality_state, write_tf_pickle
 from bridge.stylegan.loader import load_network, sniff_format
 from bridge.stylegan.ops import setup_filter
 from bridge.stylegan.pickle_reader import NetworkLoadError, UnsafePickleError, read_snapshot
@@ -246,6 +246,11 @@ def test_stylegan1_and_labelconcat_networks_are_refused(tmp_path, tiny_gs):
     with pytest.raises(NetworkLoadError, match="too old") as info:
         load_network(old)
     _one_line(info.value)
+    concat = write_tf_pickle(tmp_path / "concat.pkl", tiny_gs,
+                             extra_variables={"mapping/LabelConcat/weight": np.ones([4, 64])})
+    with pytest.raises(NetworkLoadError, match="LabelConcat") as info:
+        load_network(concat)
+    _one_line(info.value)
 
 
 # ------------------------------------------------------------------------------- safety
@@ -387,3 +392,27 @@ def test_format_benchmark_measures_a_load():
     assert row["params_M"] > 0 and row["load_s"] >= 0 and row["peak_MB"] > 0
     assert row["output_sum"] == pytest.approx(float(load_network(TF_TINY)(
         torch.randn([1, 64], generator=torch.Generator().manual_seed(1))).double().sum()), abs=1e-9)
+
+
+@pytest.mark.parametrize("path", [TF_TINY, ROS_TRAIN], ids=["tf", "rosinality"])
+def test_the_engine_starts_on_each_format(path):
+    """`vrbridge run --network FILE` loads through the same start-up step (warm-up render included)."""
+    from bridge.startup import _load_generator
+
+    generator, description = _load_generator({"network": str(path), "allow_download": False}, "cpu", False)
+    assert generator.img_resolution == 32 and str(path) in description
+
+
+def test_the_engine_runs_a_cached_library_model_by_name(tmp_path, monkeypatch):
+    from bridge.startup import StartupError, _load_generator
+    from bridge.stylegan import library
+
+    entry = library.LibraryModel("tiny-tf", "StyleGAN2", "test", 32, "https://127.0.0.1:9/tiny-tf.pkl", 1)
+    monkeypatch.setattr(library, "CATALOG", (entry,))
+    monkeypatch.setenv("VRBRIDGE_MODELS_DIR", str(tmp_path))
+    with pytest.raises(StartupError, match="vrbridge models get tiny-tf") as info:
+        _load_generator({"network": "tiny-tf", "allow_download": False}, "cpu", False)
+    _one_line(info.value)
+    (tmp_path / "tiny-tf.pkl").write_bytes(TF_TINY.read_bytes())  # as `models get` leaves it
+    generator, _ = _load_generator({"network": "tiny-tf", "allow_download": False}, "cpu", False)
+    assert generator.source_format == "tensorflow-pickle"

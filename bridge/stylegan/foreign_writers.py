@@ -64,7 +64,7 @@ def tf_variables(generator) -> tuple[dict, dict, dict, dict]:
                 synthesis[f"{tf}/Skip/weight"] = _tf_conv(sd[f"{pre}.skip.weight"], True)
         if f"{pre}.torgb.weight" in sd:
             _tf_layer(sd, f"{pre}.torgb", f"{tf}/ToRGB", False, synthesis)
-    noise_layers = [f"synthesis.b4.conv1"] + [f"synthesis.b{r}.conv{i}" for r in res_list[1:] for i in (0, 1)]
+    noise_layers = ["synthesis.b4.conv1"] + [f"synthesis.b{r}.conv{i}" for r in res_list[1:] for i in (0, 1)]
     for i, name in enumerate(noise_layers):
         if f"{name}.noise_const" in sd:
             synthesis[f"noise{i}"] = _np(sd[f"{name}.noise_const"])[None, None]
@@ -132,13 +132,18 @@ def _tf_net(name: str, func: str, kwargs: dict, variables: dict, components: dic
 
 
 def write_tf_pickle(path: "str | Path", gs, g=None, static_kwargs: dict | None = None,
-                    build_module_src: str = "", protocol: int = 3, version: int = 4) -> Path:
+                    build_module_src: str = "", protocol: int = 3, version: int = 4,
+                    extra_variables: dict | None = None) -> Path:
     """Write ``(G, D, Gs)`` in the TF layout. ``g`` (training copy) defaults to ``gs``; D holds two small
-    variables (we never read it). ``static_kwargs`` are merged over the derived ones (fork kwargs).
+    variables (we never read it). ``static_kwargs`` are merged over the derived ones (fork kwargs);
+    ``extra_variables`` ({"mapping/NAME": array, "synthesis/NAME": array}) adds variables a fork might have.
     ``build_module_src`` is stored as the source TF's loader would run; our reader never does."""
     def network(gen, name):
         kwargs, top, mapping, synthesis = tf_variables(gen)
         kwargs.update(static_kwargs or {})
+        for full, value in (extra_variables or {}).items():
+            component, _, var = full.partition("/")
+            {"mapping": mapping, "synthesis": synthesis}[component][var] = np.asarray(value, np.float32)
         comps = {"synthesis": _tf_net("G_synthesis", "training.networks_stylegan2.G_synthesis_stylegan2", {},
                                       synthesis, {}, build_module_src, version),
                  "mapping": _tf_net("G_mapping", "training.networks_stylegan2.G_mapping", {}, mapping, {},

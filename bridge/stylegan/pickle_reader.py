@@ -9,7 +9,10 @@ the file names. This module instead:
 - turns each persistent network object into a :class:`NetworkRecord` (class name, init arguments, plain
   attributes, tensors, child records) and never looks at ``module_src`` except to hash it;
 - decodes torch's legacy storage blobs (``torch.storage._load_from_bytes``) itself, with a second
-  restricted unpickler, instead of handing them to ``torch.load``.
+  restricted unpickler, instead of handing them to ``torch.load``;
+- reads TensorFlow-era pickles (a tuple ``(G, D, Gs)`` of ``dnnlib.tflib.network.Network``) the same way:
+  each Network becomes a :class:`TFNetworkRecord` holding its kwargs and numpy variables, and its
+  ``build_module_src`` is hashed, never run (conversion: :mod:`bridge.stylegan.tf_pickle`).
 
 Anything that is not a readable network snapshot (truncated, random bytes, a pickle of something else)
 raises :class:`NetworkLoadError` with a one-line reason. The format is described in
