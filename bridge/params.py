@@ -272,7 +272,7 @@ PARAMS: tuple[Param, ...] = (
     _P("encoder_backbone", "enum", "auto",
        "Frozen network of the visual encoder: vgg16 (the paper's), mobilenet_v3_large, efficientnet_b0 "
        "(torchvision's ImageNet weights) or dinov2_vits14 (Meta's self-supervised ViT-S/14); auto = vgg16, "
-       "or the demo encoder's network in the embedded demo (its start-up line says which).",
+       "or, in the embedded demo without --encoder-weights, the demo encoder's network (its start-up line says which).",
        choices=("auto", "vgg16", "mobilenet_v3_large", "efficientnet_b0", "dinov2_vits14"),
        group="startup", live=False, telemetry=False),
     _P("encoder_weights", "str", "",

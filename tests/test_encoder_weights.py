@@ -60,9 +60,13 @@ def test_no_weights_and_no_download_is_a_clear_error(empty_hub, no_network):
 
 
 def test_demo_falls_back_to_random_init_without_network(empty_hub, no_network):
+    from bridge.encoder import DEMO_ENCODER
+
     enc = build_encoder(z_dim=512, demo=True)
-    assert enc.is_demo
+    assert enc.is_demo and enc.backbone.name == DEMO_ENCODER.backbone and enc.encode_size == DEMO_ENCODER.size
     assert "random-init demo encoder" in enc.describe()
+    assert DEMO_ENCODER.backbone.upper() in enc.describe() and "the demo's choice" in enc.describe()  # says which
+    assert "the demo's choice" not in build_encoder(backbone=DEMO_ENCODER.backbone, demo=True).describe()
     assert enc.stats()["demo"] is True and "random init" in enc.stats()["weights"]
     assert no_network == []
 
@@ -96,7 +100,7 @@ def test_hub_cache_is_used(empty_hub, no_network):
     cached = empty_hub / "checkpoints" / VGG_FILE
     cached.parent.mkdir(parents=True)
     torch.save(random_state_dict(seed=5), cached)
-    enc = build_encoder(taps=("conv1_1",), demo=True)  # real weights win over the demo's random init
+    enc = build_encoder(backbone="vgg16", taps=("conv1_1",), demo=True)  # real weights win over the random init
     assert not enc.is_demo
     assert f"hub cache {cached}" in enc.describe()
     torch.testing.assert_close(enc.backbone.features[0].weight, random_state_dict(seed=5)["features.0.weight"])
@@ -109,7 +113,7 @@ def test_broken_cache_file_says_how_to_fix_it(empty_hub, no_network):
     cached.write_bytes(b"PK\x03\x04 truncated download")
     with pytest.raises(EncoderError, match="cannot read encoder weights.*delete that cached file"):
         build_encoder()
-    assert build_encoder(demo=True).is_demo  # the demo still starts, on the random init
+    assert build_encoder(backbone="vgg16", demo=True).is_demo  # the demo still starts, on the random init
     assert no_network == []
 
 

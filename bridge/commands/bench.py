@@ -19,16 +19,22 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     module = importlib.import_module(SUITES[args.suite])
     result = module.run(args)
-    rows = result.get("rows", [])
-    if rows:
-        cols = list(rows[0])
-        print("| " + " | ".join(cols) + " |")
-        print("|" + "---|" * len(cols))
-        for row in rows:
-            print("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")
+    _print_table(result.get("rows", []))
+    for name, rows in result.get("tables", {}).items():  # a suite's further tables, each under its name
+        print(f"\n{name}:")
+        _print_table(rows)
     for line in result.get("notes", []):
         print(line)
     if args.json_path:
         with open(args.json_path, "w") as fh:
             json.dump(result, fh, indent=1, default=str)
     return 0
+
+
+def _print_table(rows: list[dict]) -> None:
+    if rows:
+        cols = list(rows[0])
+        print("| " + " | ".join(cols) + " |")
+        print("|" + "---|" * len(cols))
+        for row in rows:
+            print("| " + " | ".join(str(row.get(c, "")) for c in cols) + " |")

@@ -46,9 +46,14 @@ class DemoEncoder:
     why: str
 
 
-# Chosen with ``vrbridge bench encoder`` (BENCHMARKS.md, "Encoder backbones"): the liveliest z for the moving
-# test pattern and real photos at the best frame rate of the embedded demo on a small CPU.
-DEMO_ENCODER = DemoEncoder("vgg16", ("conv4_1",), (128, 96), "to be measured")
+# Chosen with ``vrbridge bench encoder`` (BENCHMARKS.md, "Encoder backbones"): of the four random-init networks
+# and their taps at the demo size, the one whose z (and so the picture) follows the moving test pattern most
+# for the least encoder time on one CPU core. VGG16 conv4_1 (the paper's) is the slowest and the dullest there.
+DEMO_ENCODER = DemoEncoder(
+    "efficientnet_b0", ("stage6",), (128, 96),
+    "the liveliest picture for its cost: z turns ~10x more per moving-pattern frame than VGG16 conv4_1's, "
+    "for about a quarter of VGG16's encoder time",
+)
 DEMO_ENCODE_SIZE = DEMO_ENCODER.size
 MAX_ENCODE_SIDE = 4096
 
@@ -123,7 +128,8 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
                   encode_size: Sequence[int] | str | None = None, backbone: str = "auto") -> VisualEncoder:
     """Build a ready encoder, or raise EncoderError with one line saying what is wrong and how to fix it.
 
-    ``backbone`` "auto" is VGG16 (the paper's), or DEMO_ENCODER's network when ``demo`` is set. ``taps``
+    ``backbone`` "auto" is VGG16 (the paper's), or DEMO_ENCODER's network when ``demo`` is set and no weights
+    file is named (a named file is taken to be the paper's VGG16 unless a backbone is given). ``taps``
     None/empty = the backbone's DEFAULT_TAPS (DEMO_ENCODER's taps for its network in the demo).
     Weights: ``weights`` (a file) if given; else torch's hub cache; else, only if ``allow_download``, the
     published file. ``demo=True`` allows one more fallback when no file was named and the others give
@@ -134,7 +140,8 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
     """
     if not isinstance(z_dim, (int, np.integer)) or isinstance(z_dim, bool) or z_dim < 1:
         raise EncoderError(f"z_dim must be a positive integer, got {z_dim!r}")
-    name = (DEMO_ENCODER.backbone if demo else DEFAULT_BACKBONE) if backbone in ("auto", "", None) else backbone
+    auto = backbone in ("auto", "", None)
+    name = (DEMO_ENCODER.backbone if demo and not weights else DEFAULT_BACKBONE) if auto else backbone
     cls = backbone_class(name)
     if not taps:
         taps = DEMO_ENCODER.taps if demo and name == DEMO_ENCODER.backbone else cls.DEFAULT_TAPS
@@ -153,7 +160,10 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
     source, random_init = _load_weights(model, cls, weights, allow_download, demo)
     # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
     model = model.to(device=dev, memory_format=torch.channels_last)
-    return VisualEncoder(model, int(z_dim), tap_list, fitted, dev, source, is_demo=random_init)
+    note = ""
+    if auto and demo and random_init:
+        note = (f"the demo's choice of network: {DEMO_ENCODER.why}; --encoder-backbone vgg16 for the paper's")
+    return VisualEncoder(model, int(z_dim), tap_list, fitted, dev, source, is_demo=random_init, note=note)
 
 
 def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, allow_download: bool,
@@ -205,8 +215,9 @@ class VisualEncoder:
     """
 
     def __init__(self, backbone: Backbone, z_dim: int, taps: tuple[Tap, ...], encode_size: tuple[int, int],
-                 device: torch.device, weights_source: str, is_demo: bool):
+                 device: torch.device, weights_source: str, is_demo: bool, note: str = ""):
         self.backbone = backbone
+        self.note = note  # why this backbone, when the encoder chose it (the demo's)
         self.z_dim = z_dim
         self.taps = taps
         self.encode_size = encode_size
@@ -261,7 +272,8 @@ class VisualEncoder:
         name = self.backbone.name.upper()
         if self.is_demo:
             return (f"random-init demo encoder ({name}, {self.weights_source}, NOT pretrained: z follows the scene "
-                    f"but without ImageNet semantics), taps {taps} -> z {self.z_dim}, encode {size}, {self.device}")
+                    f"but without learned semantics), taps {taps} -> z {self.z_dim}, encode {size}, {self.device}"
+                    + (f" ({self.note})" if self.note else ""))
         return f"{name} encoder, taps {taps} -> z {self.z_dim}, encode {size}, {self.device}, weights: {self.weights_source}"
 
     def stats(self) -> dict[str, Any]:
