@@ -46,7 +46,7 @@ def run(args) -> dict:
 
     quick = bool(getattr(args, "quick", False))
     device = getattr(args, "device", "cpu") or "cpu"
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 3
     frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     params = {"encoder.standardize": "running", "encoder.layout": "paper", "encoder.smoothing": 0.5}  # the most work
     on_cpu = torch.device(device).type == "cpu"
