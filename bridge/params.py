@@ -370,7 +370,8 @@ PARAMS: tuple[Param, ...] = (
        choices=("off", "mediapipe", "osc"), group="startup", live=False, telemetry=False),
     _P("track", "list", (),
        "Trackers and analysers to start, any of: hands (MediaPipe; same as hands = mediapipe), pose (body.*), "
-       "face (face.*). Each publishes "
+       "face (face.*), scene (optical flow, light, colour: scene.*), depth (Depth-Anything-V2-Small: "
+       "scene.depth.*). Each publishes "
        "signals that routes read (see `vrbridge signals`).", group="startup", live=False, telemetry=False),
     _P("default_routes", "bool", True,
        "Install the paper's default routes for the inputs started (e.g. hand distance -> const.corrupt); "

@@ -37,6 +37,9 @@ SIGNAL_MODULES: tuple[str, ...] = (
     "bridge.tracking.body",
     "bridge.tracking.face",
     "bridge.osc.tempo",
+    "bridge.scene.motion",
+    "bridge.scene.depth",
+    "bridge.audio.service",
 )
 
 

@@ -80,9 +80,9 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
 
 # What each name in the ``track`` setting starts: the package whose ``attach(engine, settings)`` starts it.
 TRACKS: dict[str, str] = {"hands": "bridge.tracking", "pose": "bridge.tracking.performer",
-                          "face": "bridge.tracking.performer"}
-# OSC, the hands (they read ``hands``), the panel, MIDI and Link (each does nothing unless its settings ask)
-ALWAYS_ATTACHED = ("bridge.osc", "bridge.tracking", "bridge.web", "bridge.midi", "bridge.link")
+                          "face": "bridge.tracking.performer", "scene": "bridge.scene", "depth": "bridge.scene"}
+# OSC, the hands (they read ``hands``), the panel, MIDI, Link and audio (each does nothing unless its settings ask)
+ALWAYS_ATTACHED = ("bridge.osc", "bridge.tracking", "bridge.web", "bridge.midi", "bridge.link", "bridge.audio")
 
 
 def _packages_to_attach(settings: Mapping[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.conftest import require_tool
+from conftest import require_tool
 
 soundfile = pytest.importorskip("soundfile")
 

@@ -7,7 +7,7 @@ import pytest
 
 from bridge.scene.motion import MotionAnalysis, colour_stats
 from bridge.sources.video import VideoSource
-from tests.conftest import read_frames
+from conftest import read_frames
 
 W, H, FPS = 320, 240, 30
 

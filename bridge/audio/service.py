@@ -22,6 +22,7 @@ from bridge.audio.beat import OnlineBeat
 from bridge.audio.features import BLOCK, BLOCK_S, SR, BlockFeatures
 from bridge.audio.gain import AutoGain
 from bridge.audio.inputs import AudioInputError
+from bridge.signals import SignalSpec
 from bridge.sources.base import Backoff
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ MIN_PHASE_ERROR = 0.04  # beats: the engine's beat phase is re-aligned when it i
 # floors of the automatic gain (raw units of BlockFeatures): quieter than this is treated as silence
 GAIN_FLOORS = {"rms": 0.003, "low": 0.003, "mid": 0.003, "high": 0.002, "flux": 0.2}
 
-SIGNALS = (
+SIGNALS: tuple[SignalSpec, ...] = tuple(SignalSpec(name, low, high, unit, text, SOURCE) for name, low, high, unit, text in (
     ("audio.rms", 0.0, 1.0, "", "Level (RMS of the block) under automatic gain."),
     ("audio.low", 0.0, 1.0, "", "Energy below 250 Hz (kick, bass) under automatic gain."),
     ("audio.mid", 0.0, 1.0, "", "Energy 250 Hz - 4 kHz (voice, instruments) under automatic gain."),
@@ -44,15 +45,8 @@ SIGNALS = (
     ("audio.beat", 0.0, 1.0, "", "1 on each tracked beat, decaying over audio.onset.decay_s (0 until locked)."),
     ("audio.beat_phase", 0.0, 1.0, "", "Position within the tracked beat (0 = on the beat)."),
     ("audio.bpm", 0.0, 300.0, "bpm", "Tempo estimate (0 until one is found)."),
-)
+))
 GAINED = ("rms", "low", "mid", "high", "flux")
-
-
-def specs() -> list:
-    from bridge.signals import SignalSpec
-
-    return [SignalSpec(name=name, low=low, high=high, unit=unit, description=text, source=SOURCE)
-            for name, low, high, unit, text in SIGNALS]
 
 
 class AudioService:
@@ -72,10 +66,11 @@ class AudioService:
         self.features = BlockFeatures()
         self.beat = OnlineBeat(SR / BLOCK)
         self.gain = AutoGain(GAIN_FLOORS)
-        self.values: dict[str, float] = {name: 0.0 for name, *_ in SIGNALS}
+        self.values: dict[str, float] = {spec.name: 0.0 for spec in SIGNALS}
         self.status = "starting"
         self.last_error = ""
         self.blocks = 0
+        self.onsets = 0
         self.reconnects = 0
         self.ms = 0.0
         self.tempo_updates = 0
@@ -89,8 +84,7 @@ class AudioService:
 
     # -- service interface --------------------------------------------------------------------------
     def start(self) -> None:
-        for spec in specs():
-            self.bus.declare(spec)
+        self.bus.declare(*SIGNALS)
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="audio", daemon=True)
         self._thread.start()
@@ -104,7 +98,7 @@ class AudioService:
         self.status = "closed"
 
     def stats(self) -> dict[str, Any]:
-        return {"status": self.status, "blocks": self.blocks, "reconnects": self.reconnects,
+        return {"status": self.status, "blocks": self.blocks, "onsets": self.onsets, "reconnects": self.reconnects,
                 "ms_per_block": round(self.ms, 3), "bpm": round(self.beat.bpm, 2),
                 "tempo_confidence": round(self.beat.confidence, 2), "last_error": self.last_error}
 
@@ -185,6 +179,7 @@ class AudioService:
         values = {f"audio.{name}": out[name] for name in GAINED}
         values["audio.percussive"] = raw["percussive"]
         values["audio.onset"] = 1.0 if raw["onset"] else self.values["audio.onset"] * decay
+        self.onsets += int(raw["onset"])
         if self.beat.step(raw["flux"]):
             self._drive_tempo(now)
         values.update(self._beat_values(decay))

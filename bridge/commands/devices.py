@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-HELP = "list cameras (OpenCV indices 0-9), torch devices (cpu, cuda, mps) and MIDI ports"
+HELP = "list cameras (OpenCV indices 0-9), audio inputs (PortAudio), torch devices (cpu, cuda, mps) and MIDI ports"
 MAX_INDEX = 10
 
 
@@ -19,6 +19,12 @@ def main(args) -> int:
     for index, desc in found:
         print(f"  camera:{index}  {desc}")
     if not found:
+        print("  none found")
+    print("audio inputs (use --audio INDEX or --audio NAME; --audio file:PATH plays a file):")
+    lines = audio_inputs()
+    for line in lines:
+        print(f"  {line}")
+    if not lines:
         print("  none found")
     print("torch devices (use --device):")
     for name, desc in torch_devices():
@@ -64,6 +70,22 @@ def probe_cameras(max_index: int) -> list[tuple[int, str]]:
         finally:
             cap.release()
     return found
+
+
+def audio_inputs() -> list[str]:
+    """One line per PortAudio input device, or the one line saying why there are none."""
+    from bridge.audio.inputs import AudioInputError, input_devices, sounddevice_module
+
+    try:
+        sd = sounddevice_module()
+        devices = input_devices(sd)
+    except AudioInputError as exc:
+        return [f"(unavailable: {exc})"]
+    except Exception as exc:  # noqa: BLE001 - PortAudioError while listing: say so, list the rest
+        return [f"(PortAudio cannot list devices: {exc})"]
+    host_apis = {i: api["name"] for i, api in enumerate(sd.query_hostapis())}
+    return [f"{index:3d}  {info['name']}  ({host_apis.get(info.get('hostapi'), '?')}, "
+            f"{info['max_input_channels']} ch, {info['default_samplerate']:g} Hz)" for index, info in devices]
 
 
 def torch_devices() -> list[tuple[str, str]]:

@@ -49,8 +49,7 @@ class FrameAnalyser:
 
     # -- tracker interface (the engine's capture thread calls submit) -------------------------------
     def start(self) -> None:
-        for spec in self.signal_specs():
-            self.bus.declare(spec)
+        self.bus.declare(*self.signal_specs())
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name=f"analyse-{self.source}", daemon=True)
         self._thread.start()

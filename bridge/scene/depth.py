@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from bridge.scene.analyser import FrameAnalyser
-from bridge.scene.motion import specs
+from bridge.signals import SignalSpec
 
 log = logging.getLogger(__name__)
 SOURCE = "depth"
@@ -39,12 +39,12 @@ DEFAULT_SIDE = 252  # 18 x 14: the shorter side the frame is resized to; 518 is 
 DEMO_SEED = 0
 LOW_PERCENTILE, HIGH_PERCENTILE = 2.0, 98.0
 
-SIGNALS = (
-    ("scene.depth.mean", 0.0, 1.0, "", "Normalised average depth of the scene (0 all near .. 1 all far)."),
-    ("scene.depth.near", 0.0, 1.0, "", "Fraction of the frame nearer than scene.depth.near_threshold."),
-    ("scene.depth.cx", 0.0, 1.0, "", "Horizontal centre of the near region (0 left .. 1 right)."),
-    ("scene.depth.cy", 0.0, 1.0, "", "Vertical centre of the near region (0 top .. 1 bottom)."),
-)
+SIGNALS: tuple[SignalSpec, ...] = tuple(SignalSpec(name, 0.0, 1.0, "", text, SOURCE) for name, text in (
+    ("scene.depth.mean", "Normalised average depth of the scene (0 all near .. 1 all far)."),
+    ("scene.depth.near", "Fraction of the frame nearer than scene.depth.near_threshold."),
+    ("scene.depth.cx", "Horizontal centre of the near region (0 left .. 1 right)."),
+    ("scene.depth.cy", "Vertical centre of the near region (0 top .. 1 bottom)."),
+))
 
 
 class DepthError(RuntimeError):
@@ -226,8 +226,8 @@ class DepthAnalyser(FrameAnalyser):
         self.is_demo = is_demo
         self._params = params
 
-    def signal_specs(self) -> list:
-        return specs(SIGNALS, SOURCE)
+    def signal_specs(self) -> tuple[SignalSpec, ...]:
+        return SIGNALS
 
     def analyse(self, rgb: np.ndarray, t: float) -> Mapping[str, float]:
         threshold = float(self._params()["scene.depth.near_threshold"]) if self._params else 0.6

@@ -26,31 +26,25 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from bridge.scene.analyser import FrameAnalyser
+from bridge.signals import SignalSpec
 
 SOURCE = "scene"
 DEFAULT_SIZE = (160, 120)
 STILL_SPEED = 0.002  # frame widths / s below which the centroid is held (sensor noise on a still scene)
 HUE_BINS = 36
 
-SIGNALS: tuple[tuple[str, float, float, str, str], ...] = (
-    ("scene.motion.energy", 0.0, 1.0, "", "Mean optical-flow speed over the frame / scene.motion.full, clipped."),
-    ("scene.motion.x", -1.0, 1.0, "", "Horizontal direction of the motion (1 = all moving right)."),
-    ("scene.motion.y", -1.0, 1.0, "", "Vertical direction of the motion (1 = all moving down)."),
-    ("scene.motion.cx", 0.0, 1.0, "", "Horizontal centre of the motion (0 left .. 1 right)."),
-    ("scene.motion.cy", 0.0, 1.0, "", "Vertical centre of the motion (0 top .. 1 bottom)."),
-    ("scene.diff", 0.0, 1.0, "", "Mean absolute grey change since the previous analysed frame."),
-    ("scene.brightness", 0.0, 1.0, "", "Mean luma of the frame."),
-    ("scene.contrast", 0.0, 1.0, "", "RMS contrast: 2 x standard deviation of luma."),
-    ("scene.hue", 0.0, 1.0, "", "Dominant hue around the colour wheel (0 red, 1/3 green, 2/3 blue)."),
-    ("scene.saturation", 0.0, 1.0, "", "Mean colour saturation."),
-)
-
-
-def specs(signals=SIGNALS, source: str = SOURCE) -> list:
-    from bridge.signals import SignalSpec
-
-    return [SignalSpec(name=name, low=low, high=high, unit=unit, description=text, source=source)
-            for name, low, high, unit, text in signals]
+SIGNALS: tuple[SignalSpec, ...] = tuple(SignalSpec(name, low, high, "", text, SOURCE) for name, low, high, text in (
+    ("scene.motion.energy", 0.0, 1.0, "Mean optical-flow speed over the frame / scene.motion.full, clipped."),
+    ("scene.motion.x", -1.0, 1.0, "Horizontal direction of the motion (1 = all moving right)."),
+    ("scene.motion.y", -1.0, 1.0, "Vertical direction of the motion (1 = all moving down)."),
+    ("scene.motion.cx", 0.0, 1.0, "Horizontal centre of the motion (0 left .. 1 right)."),
+    ("scene.motion.cy", 0.0, 1.0, "Vertical centre of the motion (0 top .. 1 bottom)."),
+    ("scene.diff", 0.0, 1.0, "Mean absolute grey change since the previous analysed frame."),
+    ("scene.brightness", 0.0, 1.0, "Mean luma of the frame."),
+    ("scene.contrast", 0.0, 1.0, "RMS contrast: 2 x standard deviation of luma."),
+    ("scene.hue", 0.0, 1.0, "Dominant hue around the colour wheel (0 red, 1/3 green, 2/3 blue)."),
+    ("scene.saturation", 0.0, 1.0, "Mean colour saturation."),
+))
 
 
 class MotionAnalysis:
@@ -127,8 +121,8 @@ class SceneAnalyser(FrameAnalyser):
         self.analysis = MotionAnalysis(size)
         self._params = params
 
-    def signal_specs(self) -> list:
-        return specs()
+    def signal_specs(self) -> tuple[SignalSpec, ...]:
+        return SIGNALS
 
     def analyse(self, rgb: np.ndarray, t: float) -> Mapping[str, float]:
         full = float(self._params()["scene.motion.full"]) if self._params else 0.25
