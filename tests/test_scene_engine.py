@@ -50,7 +50,7 @@ def test_motion_routed_to_psi_follows_a_still_then_moving_scene(tmp_path):
             break
     else:
         pytest.fail("no frame whose psi is exactly 0.2 + energy")
-    moving = [r.signals["scene.motion.x"] for r in routed if r.signals["scene.motion.energy"] > 0.3]
+    moving = [r.signals["scene.motion.x"] for r in routed if r.signals["scene.motion.energy"] > 0.1]
     assert moving and np.median(moving) > 0.5  # the box moves right
     assert engine.trackers and engine.trackers[0].stats()["analysed"] > 10
 
