@@ -4,6 +4,7 @@ on a moving photo; trackers run beside the render loop and report their cost; st
 from __future__ import annotations
 
 import shutil
+import socket
 import time
 
 import cv2
@@ -15,6 +16,7 @@ from bridge import config
 from bridge.commands.run import format_status
 from bridge.frames import Frame
 from bridge.manipulate.const_corruption import ConstCorruption
+from bridge.osc import codec
 from bridge.params import DEFAULTS
 from bridge.routes import RouteTable, parse_route
 from bridge.signals import SignalBus, catalogue
@@ -25,7 +27,7 @@ from bridge.tracking.mediapipe_pose import MediaPipePoseTracker
 from bridge.tracking.model import load_model
 from bridge.tracking.performer import telemetry_values
 
-from conftest import IMAGES, REPO, STYLEGAN_FIXTURES
+from conftest import IMAGES, REPO, STYLEGAN_FIXTURES, free_port
 
 EXAMPLE = REPO / "examples" / "camera_sg2_body_face_td.toml"
 PHOTO = cv2.cvtColor(cv2.imread(str(IMAGES / "basketball1.png")), cv2.COLOR_BGR2RGB)
@@ -80,22 +82,36 @@ def test_the_example_routes_body_distance_onto_the_const_corruption_monotonicall
 
 
 def test_pose_and_face_run_in_the_engine_beside_the_render_loop(tmp_path):
-    engine = build_engine(settings(tmp_path))
+    """The example's settings on a photo source, telemetry to a real listener on loopback."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    engine = build_engine(settings(tmp_path, osc_in=f"127.0.0.1:{free_port()}",
+                                   osc_out=[f"127.0.0.1:{listener.getsockname()[1]}"]))
     kinds = sorted(getattr(t, "kind", "") for t in engine.trackers)
     assert kinds == ["face", "pose"]
     assert any("mediapipe pose" in line for line in engine.describe())
-    reports = []
+    reports, seen = [], {}
+    wanted = ("/vrb/p1/present", "/vrb/p1/right_ankle/y", "/vrb/track/pose/ms", "/vrb/track/face/ms",
+              "/vrb/signal/body/distance", "/vrb/f1/present")
     engine.add_report_observer(reports.append)
     engine.start()
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and engine.signals.value("body.present") != 1.0:
-            time.sleep(0.05)
+        while time.monotonic() < deadline and not (seen.get("/vrb/p1/present") == 1 and all(k in seen for k in wanted)):
+            try:
+                data = listener.recv(65536)
+            except socket.timeout:
+                continue
+            for _, message in codec.iter_messages(codec.decode(data)):
+                if message.args:
+                    seen[message.address] = message.args[0]
         frames_before = len(reports)
         time.sleep(0.5)
         health = engine.health()
     finally:
         engine.stop()
+        listener.close()
     assert engine.signals.value("body.present") == 1.0
     assert engine.signals.value("body.distance") > 0.4  # the player stands on the left of the picture
     assert engine.signals.value("face.present") in (0.0, None)  # his face is too small for the face detector
@@ -106,6 +122,11 @@ def test_pose_and_face_run_in_the_engine_beside_the_render_loop(tmp_path):
     assert "track ms pose " in line and " face " in line
     # the route of the example is live: the body's distance drove const.corrupt on the render thread
     assert reports[-1].params.get("const.corrupt", 0.0) > 0.1
+    # telemetry: the performer's keypoints (the example mirrors, pose.mirror = true: the player on the picture's
+    # left is on the mirror's right), each tracker's cost, every signal
+    assert seen["/vrb/p1/present"] == 1 and seen["/vrb/f1/present"] == 0
+    assert 0.7 < seen["/vrb/p1/nose/x"] < 1.0 and 0.9 < seen["/vrb/p1/right_ankle/y"] <= 1.0
+    assert seen["/vrb/track/pose/ms"] > 0 and seen["/vrb/signal/body/distance"] > 0.4
 
 
 def test_telemetry_gets_the_performers_keypoints_and_each_trackers_cost():
@@ -142,3 +163,4 @@ def test_the_calibrate_action_reaches_the_face_tracker(tmp_path):
     for tracker in engine.trackers:
         tracker.close()
     engine.source.close()
+

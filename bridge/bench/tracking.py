@@ -1,5 +1,6 @@
-"""``vrbridge bench tracking``: MediaPipe hand tracking per frame (VIDEO mode, 640x480) and the render-loop cost
-of the hand stage (features, lock) and of the manipulations.
+"""``vrbridge bench tracking``: MediaPipe hand, pose and face tracking per frame (VIDEO mode, 640x480), all three
+together, the engine's fps with and without them, and the render-loop cost of the hand stage (features, lock)
+and of the manipulations.
 
 The tracking clip is the project's open-hand test photo moved and turned across a 640x480 canvas, one step
 per frame, so VIDEO mode really tracks (as with a live performer) instead of seeing one still picture.
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-IMAGE = Path(__file__).resolve().parents[2] / "tests" / "data" / "images" / "Histogram_Comparison_Source_0.jpg"
+IMAGES = Path(__file__).resolve().parents[2] / "tests" / "data" / "images"
+IMAGE = IMAGES / "Histogram_Comparison_Source_0.jpg"
 
 
 def _clip(n: int) -> list[np.ndarray]:
@@ -90,16 +92,15 @@ class _Named:
 
 
 def _bench_manipulation(label: str, manipulation, generator, params: dict, n: int, device: str) -> dict:
+    """One lever's cost per frame, driven as the routes drive it (its lever values in the snapshot)."""
     import torch
 
-    from bridge.frames import Hand, Keypoints
-
-    hand = _model_hand()
+    snapshot = {**params, "const.corrupt": 0.7, "sg3.rotate": 12.0, "sg3.translate.x": 0.1, "sg3.translate.y": -0.1,
+                "sg3.zoom": 0.2}
     times = []
     for i in range(n + 10):
-        kp = Keypoints(hands=(Hand(hand, "right", 0.9),), active=0, t_capture=i / 60.0, frame_index=i, aspect=4 / 3)
         t0 = time.perf_counter()
-        manipulation.apply(generator, params, kp, i / 60.0)
+        manipulation.apply(generator, snapshot, i / 60.0)
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         if i >= 10:
@@ -138,10 +139,19 @@ def _run(args, torch) -> dict:
     params = dict(DEFAULTS)
     frames = _clip(60)
     rows = [_bench_tracking(10 if quick else 150, num_hands, frames) for num_hands in (1, 2)]
+    performer = _performer_clip(60)
+    n_track = 6 if quick else 150
+    rows += [_bench_worker("pose", n_track, performer, num=n) for n in (1, 2)]
+    rows += [_bench_worker("face", n_track, performer, num=1)]
+    rows += _bench_together(n_track, performer)
+    rows += _engine_rows(torch, device, 3.0 if quick else 15.0, performer)
     rows += _manipulation_rows(torch, params, n_apply, device)
     rows += _hand_stage_rows(params, n_apply)
     notes = [f"torch threads 1; tracking clip: open-hand photo moving/turning on 640x480, {len(frames)} distinct frames",
-             "num_hands above the number of visible hands makes MediaPipe run palm detection every frame"]
+             "num_hands above the number of visible hands makes MediaPipe run palm detection every frame",
+             "performer clip (pose, face, together, engine rows): 640x480, the basketball player walking on the left, "
+             "the astronaut's face and the open hand on the right, 60 distinct frames",
+             "num_poses above the number of people in view makes MediaPipe run person detection every frame"]
     return {"rows": rows, "notes": notes}
 
 
@@ -178,3 +188,177 @@ def _hand_stage_rows(params: dict, n: int) -> list[dict]:
         times_f.append((t2 - t1) * 1000.0)
     return [_summary("active-hand lock, 2 hands", "per frame", times_l),
             _summary("features + One-Euro update", "per frame", times_f)]
+
+
+# ------------------------------------------------------------------------------------------------------
+# Body and face
+# ------------------------------------------------------------------------------------------------------
+def _performer_clip(n: int) -> list[np.ndarray]:
+    """640x480 frames with a whole body (walking on the left), a face and an open hand (on the right)."""
+    import cv2
+
+    def rgb(name: str) -> np.ndarray:
+        return cv2.cvtColor(cv2.imread(str(IMAGES / name)), cv2.COLOR_BGR2RGB)
+
+    person, face = rgb("basketball1.png")[:, :220], cv2.resize(rgb("astronaut_face.jpg"), (240, 240))
+    hand = cv2.resize(rgb("Histogram_Comparison_Source_0.jpg"), (200, 200))
+    frames = []
+    for i in range(n):
+        phase = 2 * np.pi * i / max(n, 1)
+        canvas = np.empty((480, 640, 3), np.uint8)
+        canvas[:] = person[0, -1]
+        x0 = int(60 + 50 * np.sin(phase))
+        canvas[:, x0:x0 + 220] = person
+        y0 = int(10 + 10 * np.cos(phase))
+        canvas[y0:y0 + 240, 395:635] = face
+        canvas[272:472, 420:620] = hand
+        frames.append(canvas)
+    return frames
+
+
+def _worker(task: str, num: int):
+    from bridge.tracking.model import load_model
+
+    if task == "pose":
+        from bridge.tracking.mediapipe_pose import MediaPipePoseTracker
+
+        return MediaPipePoseTracker(load_model("pose"), num_poses=num)
+    from bridge.tracking.mediapipe_face import MediaPipeFaceTracker
+
+    return MediaPipeFaceTracker(load_model("face"), num_faces=num)
+
+
+def _time_frames(tracker, frames: list[np.ndarray], n: int, warmup: int = 5) -> tuple[list[float], int]:
+    from bridge.frames import Frame
+
+    times, found = [], 0
+    for i in range(n + warmup):
+        frame = Frame(rgb=frames[i % len(frames)], index=i, t_capture=i / 30.0)
+        t0 = time.perf_counter()
+        result = tracker.process(frame)
+        if i >= warmup:  # the first frames build the graph and run the detector
+            times.append((time.perf_counter() - t0) * 1000.0)
+            found += int(bool(result)) if not hasattr(result, "active") else int(result.active is not None)
+    return times, found
+
+
+def _bench_worker(task: str, n: int, frames: list[np.ndarray], num: int) -> dict:
+    tracker = _worker(task, num)
+    try:
+        times, found = _time_frames(tracker, frames, n)
+    finally:
+        tracker.close()
+    what = {"pose": f"mediapipe pose VIDEO, num_poses={num}", "face": f"mediapipe face VIDEO, num_faces={num}"}[task]
+    return _summary(what, "640x480", times, note=f"{task} found in {found}/{n} frames")
+
+
+def _bench_together(n: int, frames: list[np.ndarray]) -> list[dict]:
+    """Hands, pose and face each on its own thread over the same frames at once: each one's ms per frame while
+    the others run (the cores are shared), and the wall time for all three to finish a frame."""
+    import threading
+
+    from bridge.tracking.mediapipe_hands import MediaPipeHandTracker
+    from bridge.tracking.model import load_hand_model
+
+    trackers = {"hands": MediaPipeHandTracker(load_hand_model(), num_hands=1), "pose": _worker("pose", 1),
+                "face": _worker("face", 1)}
+    results: dict[str, tuple[list[float], int]] = {}
+    try:
+        for tracker in trackers.values():  # build each graph first: not part of the per-frame cost
+            _time_frames(tracker, frames, 0)
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=lambda k=k, t=t: results.__setitem__(k, _time_frames(t, frames, n, 0)))
+                   for k, t in trackers.items()]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall_ms = (time.perf_counter() - t0) * 1000.0 / max(n, 1)
+    finally:
+        for tracker in trackers.values():
+            tracker.close()
+    rows = [_summary(f"together: {k} (3 trackers on 3 threads)", "640x480", times, note=f"found in {found}/{n}")
+            for k, (times, found) in results.items()]
+    rows.append(_summary("together: wall time per frame, all three", "640x480", [wall_ms],
+                         note=f"{1000.0 / wall_ms:.1f} frames/s for all three"))
+    return rows
+
+
+class _ClipSource:
+    """The performer clip as a camera-like source at 30 fps (for the engine rows)."""
+
+    kind = "clip"
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        from bridge.sources.base import FramePacer
+
+        self.frames_list, self._pacer, self._index, self.status = frames, FramePacer(30.0), 0, "idle"
+
+    def open(self) -> None:
+        self.status = "running"
+        self._pacer.restart()
+
+    def read(self, timeout: float = 0.1):
+        from bridge.frames import Frame
+
+        if not self._pacer.wait(timeout):
+            return None
+        now = self._pacer.mark()
+        frame = Frame(rgb=self.frames_list[self._index % len(self.frames_list)], index=self._index, t_capture=now,
+                      source="clip")
+        self._index += 1
+        return frame
+
+    def close(self) -> None:
+        self.status = "closed"
+
+    def describe(self) -> str:
+        return "performer clip 640x480 @ 30 fps"
+
+    def stats(self) -> dict:
+        return {"status": self.status}
+
+
+def _engine_rows(torch, device: str, seconds: float, frames: list[np.ndarray]) -> list[dict]:
+    """The engine (embedded demo network, demo encoder) on the performer clip: fps without trackers, then with
+    hands, pose and face attached (each on its own thread)."""
+    from bridge.bench.engine import WARMUP_S, CountingSink
+    from bridge.encoder import build_encoder
+    from bridge.engine import Engine
+    from bridge.params import ParamStore
+    from bridge.stylegan import Generator, demo_config
+    from bridge.tracking.mediapipe_hands import MediaPipeHandTracker
+    from bridge.tracking.model import load_hand_model
+
+    torch.set_num_threads(2)
+    generator = Generator.from_config(demo_config(), seed=0).to(device).eval().requires_grad_(False)
+    encoder = build_encoder(z_dim=generator.z_dim, demo=True, device=device)
+    rows = []
+    for label, with_trackers in (("engine fps, no trackers", False), ("engine fps, hands + pose + face", True)):
+        sink = CountingSink()
+        engine = Engine(ParamStore(), generator, encoder, _ClipSource(frames), [sink], device=device)
+        trackers = []
+        if with_trackers:
+            trackers = [MediaPipeHandTracker(load_hand_model(), num_hands=1), _worker("pose", 1), _worker("face", 1)]
+            for tracker in trackers:
+                engine.add_tracker(tracker)
+        engine.start()
+        try:
+            time.sleep(WARMUP_S)
+            deadline = time.monotonic() + 60.0  # each tracker past its first frame (graph built, model mapped)
+            while time.monotonic() < deadline and any(t.stats().get("frames", 0) < 2 for t in trackers):
+                time.sleep(0.1)
+            sink.recording = True
+            time.sleep(seconds)
+            sink.recording = False
+            stage_ms = dict(engine.clock.snapshot())
+            costs = {t.stats().get("name", t.kind): t.stats().get("track_ms", 0.0) for t in trackers}
+        finally:
+            engine.stop()
+        fps = len(sink.records) / seconds
+        note = f"{fps:.2f} fps; encode {stage_ms.get('encode', 0):.0f} ms, synth {stage_ms.get('synth', 0):.0f} ms"
+        if costs:
+            note += "; tracker ms/frame " + ", ".join(f"{k} {v:.0f}" for k, v in costs.items())
+        ms_per_frame = 1000.0 / fps if fps else float("nan")
+        rows.append(_summary(label, "640x480 in, demo 256x256 out", [ms_per_frame], device=device, note=note))
+    return rows

@@ -11,6 +11,8 @@ becomes exactly one CHOP channel; numbers only, except where noted):
   /vrb/z/<group>/mean f · /vrb/z/<group>/std f · /vrb/z/<group>/<i> f   (i < telemetry.z_dims)
   /vrb/h1/present i · /vrb/h1/score f · /vrb/h1/<landmark>/x f · /vrb/h1/<landmark>/y f   (0..1, y down)
   /vrb/hand/<feature> f · /vrb/health/<key> (nested keys joined with '/')
+  /vrb/p1/<landmark>/x|y f · /vrb/f1/<point>/x|y f · /vrb/track/<pose|face>/ms f   (providers added by
+                          bridge.tracking.performer with --track pose,face)
   /vrb/signal/<name> f    every published signal (bridge.signals), dots as slashes: /vrb/signal/hand/x
   /vrb/heartbeat i (1 Hz, a counter) with /vrb/uptime f and the control counters /vrb/osc/<counter> i,
                           /vrb/osc/errors/<code> i, /vrb/osc/errors/total i
