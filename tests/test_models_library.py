@@ -56,9 +56,9 @@ class _Server:
                 if server.cut_first_at is not None and len(server.requests) == 1:
                     rest = rest[:server.cut_first_at]
                     self.close_connection = True
+                server.requests[-1]["sent"] = len(rest)  # before writing: the client may finish first
                 self.wfile.write(rest)
                 self.wfile.flush()
-                server.requests[-1]["sent"] = len(rest)
 
         class Quiet(ThreadingHTTPServer):
             def handle_error(self, request, client_address):  # a client that hangs up early is expected here
