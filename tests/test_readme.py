@@ -206,7 +206,25 @@ def run_convert(command: str, cwd: Path) -> None:
     assert (cwd / "tiny.json").is_file()
 
 
+def run_signals(command: str, cwd: Path) -> None:
+    out = subprocess.run(argv(command), cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in ("hand.x", "hand.distance", "beat.phase", "lfo"):
+        assert name in out.stdout
+
+
+def run_routes(command: str, cwd: Path) -> None:
+    out = subprocess.run(argv(command), cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert any(line.startswith("hand.const: hand.distance -> const.corrupt") for line in lines)  # a default route
+    assert any(line.startswith("hand.openness->mix.amount: ") for line in lines)  # the example's own
+    assert any(line.startswith("lfo->psi: ") and " add" in line for line in lines)
+
+
 RUNNERS = {
+    "vrbridge signals": run_signals,
+    "vrbridge routes --config examples/camera_sg2_hands_td.toml": run_routes,
     "vrbridge models": run_models,
     "vrbridge convert tests/data/stylegan/formats/tf_sg2_tiny.pkl tiny.safetensors": run_convert,
     "vrbridge run": run_live_engine,

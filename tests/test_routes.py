@@ -309,3 +309,23 @@ def test_presets_save_and_recall_the_routes(tmp_path):
         reread.recall("verse")
     assert "hand.nope" in str(info.value) and reread.store.get("psi") == 1.5 and reread.routes.routes() == []
     assert not errors
+
+
+def test_the_routes_guide_says_what_the_code_does(tmp_path):
+    """docs/routes.md: its show-file snippet loads, its OSC examples parse, its default-route table names the ids."""
+    import re
+
+    from bridge.config import load_show_file
+    from conftest import REPO
+
+    guide = (REPO / "docs" / "routes.md").read_text(encoding="utf-8")
+    for i, block in enumerate(re.findall(r"```toml\n(.*?)```", guide, re.S)):
+        show = tmp_path / f"snippet{i}.toml"
+        show.write_text(block)
+        assert load_show_file(str(show))["route"]
+    examples = re.findall(r'/vrb/route/add "([^"]+)"', guide)
+    assert len(examples) >= 2
+    for text in examples:
+        parse_text(text)
+    for route_id in {r["id"].removesuffix(".ease") for r in default_routes()} - {"hand.translate_x", "hand.translate_y"}:
+        assert f"`{route_id}`" in guide, route_id
