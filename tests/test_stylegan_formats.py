@@ -416,3 +416,17 @@ def test_the_engine_runs_a_cached_library_model_by_name(tmp_path, monkeypatch):
     (tmp_path / "tiny-tf.pkl").write_bytes(TF_TINY.read_bytes())  # as `models get` leaves it
     generator, _ = _load_generator({"network": "tiny-tf", "allow_download": False}, "cpu", False)
     assert generator.source_format == "tensorflow-pickle"
+
+
+def test_psp_e4e_checkpoint_decoder_loads(tmp_path):
+    """pSp / encoder4editing keep the rosinality generator as decoder.* and latent_avg once per style slot."""
+    reference = load_network(ROS_CONVERT)
+    state = {f"decoder.{k}": v for k, v in rosinality_state(reference).items()}
+    state["encoder.input_layer.0.weight"] = torch.zeros([4, 3, 3, 3])
+    path = tmp_path / "e4e_like.pt"
+    torch.save({"state_dict": state, "latent_avg": reference.mapping.w_avg.repeat(reference.num_ws, 1),
+                "opts": {"stylegan_size": 32}}, path)
+    loaded = load_network(path)
+    assert loaded.source_format == "rosinality"
+    for name, tensor in reference.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name

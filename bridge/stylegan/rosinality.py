@@ -3,7 +3,8 @@ every fine-tune made with that code) as our StyleGAN2 generator.
 
 Files: ``train.py`` saves ``{g, d, g_ema, g_optim, d_optim, args, ada_aug_p}`` (``args`` an
 ``argparse.Namespace``); ``convert_weight.py`` saves ``{g_ema, latent_avg}``; some tools save the bare g_ema
-state dict. They are read by ``torch.load(weights_only=True)`` with exactly one extra global allowed,
+state dict; pSp / encoder4editing save ``{state_dict: {encoder.*, decoder.*}, latent_avg, opts}`` with the
+generator as ``decoder.*``. They are read by ``torch.load(weights_only=True)`` with exactly one extra global allowed,
 ``argparse.Namespace`` (a plain attribute bag; constructing it runs nothing of the file's choosing).
 
 The configuration is taken from the tensors, never from ``args`` (train.py does not record n_mlp):
@@ -61,8 +62,19 @@ def load_torch_file(path: str):
         return torch.load(path, map_location="cpu", weights_only=True, mmap=zipped)
 
 
+def _decoder(obj) -> dict | None:
+    """pSp / encoder4editing checkpoints hold the generator as ``decoder.*`` inside ``state_dict``."""
+    state = obj.get("state_dict") if isinstance(obj, dict) else None
+    if isinstance(state, dict) and "decoder.to_rgb1.conv.weight" in state:
+        return {k[len("decoder."):]: v for k, v in state.items() if k.startswith("decoder.")}
+    return None
+
+
 def is_rosinality(obj) -> bool:
-    """A rosinality checkpoint dict (with g_ema) or a bare rosinality generator state dict."""
+    """A rosinality checkpoint dict (with g_ema), a bare rosinality generator state dict, or a pSp/e4e
+    checkpoint whose decoder is one."""
+    if _decoder(obj) is not None:
+        return True
     if isinstance(obj, dict) and isinstance(obj.get("g_ema"), dict):
         obj = obj["g_ema"]
     return isinstance(obj, dict) and "to_rgb1.conv.weight" in obj and "input.input" in obj
@@ -71,6 +83,9 @@ def is_rosinality(obj) -> bool:
 def _state_for_key(obj: dict, key: str, source: str) -> dict:
     if "to_rgb1.conv.weight" in obj:  # bare generator state dict
         return obj
+    decoder = _decoder(obj)
+    if decoder is not None:
+        return decoder
     name = _KEYS.get(key)
     state = obj.get(name) if name else None
     if not isinstance(state, dict):
@@ -106,12 +121,12 @@ def _layer(state: dict, theirs: str, ours: str, source: str) -> dict:
     return out
 
 
-def _filter(state: dict, name: str, factor: int, source: str) -> torch.Tensor:
+def _filter(state: dict, name: str, source: str) -> torch.Tensor:
     """Their blur/upsample kernel carries the factor**2 gain; ours is normalised (the gain is applied by up)."""
     kernel = _get(state, name, source)
     if kernel.ndim != 2 or not torch.isfinite(kernel).all() or float(kernel.sum()) <= 0:
         raise NetworkLoadError(f"{source}: {name} is not a usable 2-D FIR kernel")
-    return kernel / kernel.sum() if factor else kernel
+    return kernel / kernel.sum()
 
 
 def convert_rosinality(obj: dict, key: str = "G_ema", source: str = "rosinality checkpoint") -> tuple[dict, dict]:
@@ -135,7 +150,7 @@ def convert_rosinality(obj: dict, key: str = "G_ema", source: str = "rosinality 
         raise NetworkLoadError(f"{source}: channel widths {channels} (channel_multiplier) do not follow "
                                "min(channel_base / res, channel_max), which this generator needs")
     conv_kernel = "convs.0.conv.blur.kernel" if n_rgb else None
-    f = _filter(state, conv_kernel, 2, source) if conv_kernel else torch.full([4, 4], 1 / 16)
+    f = _filter(state, conv_kernel, source) if conv_kernel else setup_filter([1, 3, 3, 1])
     args = obj.get("args") if isinstance(obj, dict) else None
     lr_mlp = float(getattr(args, "lr_mlp", 0.01) or 0.01)
     config = {
@@ -159,15 +174,17 @@ def convert_rosinality(obj: dict, key: str = "G_ema", source: str = "rosinality 
         ours.update(_layer(state, f"to_rgbs.{k}", f"{pre}.torgb", source))
         ours[f"{pre}.conv0.noise_const"] = _get(state, f"noises.noise_{2 * k + 1}", source)[0, 0]
         ours[f"{pre}.conv1.noise_const"] = _get(state, f"noises.noise_{2 * k + 2}", source)[0, 0]
-        ours[f"{pre}.conv0.resample_filter"] = _filter(state, f"convs.{2 * k}.conv.blur.kernel", 2, source)
+        ours[f"{pre}.conv0.resample_filter"] = _filter(state, f"convs.{2 * k}.conv.blur.kernel", source)
         ours[f"{pre}.conv1.resample_filter"] = unused.clone()
-        ours[f"{pre}.resample_filter"] = _filter(state, f"to_rgbs.{k}.upsample.kernel", 2, source)
+        ours[f"{pre}.resample_filter"] = _filter(state, f"to_rgbs.{k}.upsample.kernel", source)
     for i in range(n_mlp):
         ours[f"mapping.fc{i}.weight"] = _get(state, f"style.{i + 1}.weight", source)
         ours[f"mapping.fc{i}.bias"] = _get(state, f"style.{i + 1}.bias", source)
     latent_avg = obj.get("latent_avg") if isinstance(obj, dict) else None
-    if isinstance(latent_avg, torch.Tensor) and latent_avg.numel() == w_dim:
-        ours["mapping.w_avg"] = latent_avg.detach().to(torch.float32).reshape(w_dim)
+    rows = latent_avg.detach().to(torch.float32).reshape(-1, w_dim) if (
+        isinstance(latent_avg, torch.Tensor) and latent_avg.numel() % w_dim == 0 and latent_avg.numel()) else None
+    if rows is not None and bool((rows == rows[0]).all()):  # pSp/e4e store it repeated per style slot
+        ours["mapping.w_avg"] = rows[0].clone()
     else:
         ours["mapping.w_avg"] = mean_latent(config, ours)
     return config, ours
