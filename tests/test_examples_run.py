@@ -19,14 +19,21 @@ EXAMPLES = {
     "camera_sg2_hands_td.toml": "sg2_tiny.pkl",
     "camera_sg2_body_face_td.toml": "sg2_tiny.pkl",
     "video_sg3_transform_resolume_ndi.toml": "sg3t_tiny.pkl",
+    "depth_psi.toml": "sg2_tiny.pkl",
+    "motion_psi.toml": "sg2_tiny.pkl",
 }
+# the scene rigs: the analyser each starts and the signal its first route sends to psi
+SCENE_RIGS = {"depth_psi.toml": ("depth", "scene.depth.mean"), "motion_psi.toml": ("scene", "scene.motion.energy")}
+HAND_RIGS = sorted(set(EXAMPLES) - set(SCENE_RIGS))
+# what the test overrides besides network, source and sinks: no Depth-Anything weights here, so its demo network
+EXTRA_ARGS = {"depth_psi.toml": ["--depth-weights", "", "--depth-demo", "--depth-size", "56"]}
 
 
 def test_every_example_is_covered():
     assert sorted(p.name for p in (REPO / "examples").glob("*.toml")) == sorted(EXAMPLES)
 
 
-@pytest.mark.parametrize("name", sorted(EXAMPLES))
+@pytest.mark.parametrize("name", HAND_RIGS)
 def test_example_loads_with_its_rig_settings(name):
     settings = config.load_show_file(str(REPO / "examples" / name))
     assert settings["hands"] == "mediapipe"
@@ -36,6 +43,17 @@ def test_example_loads_with_its_rig_settings(name):
     else:
         assert settings["sink"] == ("ndi:vrbridge",) and settings["hand.transform.enable"] is True
         assert "resolume" in settings["osc_maps"] and settings["source"].startswith("video:")
+
+
+@pytest.mark.parametrize("name", sorted(SCENE_RIGS))
+def test_scene_example_routes_its_analyser_to_psi(name):
+    from bridge.routes import parse_route
+
+    settings = config.load_show_file(str(REPO / "examples" / name))
+    track, signal = SCENE_RIGS[name]
+    assert settings["track"] == (track,)
+    routes = [parse_route(entry, where=f"{name} route") for entry in settings["route"]]  # checked as at start-up
+    assert routes[0].source == signal and routes[0].target == "psi"
 
 
 @pytest.mark.slow
@@ -49,6 +67,7 @@ def test_example_runs_on_the_fixture_generator(name, tmp_path: Path):
         "--encoder-weights", "", "--resolution", "64x48",
         "--osc-in", f"127.0.0.1:{free_port()}", "--osc-out", f"127.0.0.1:{free_port()}",
         "--oscquery", "off", "--preview", "off", "--duration", "4", "--status-every", "0",
+        *EXTRA_ARGS.get(name, []),
     ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

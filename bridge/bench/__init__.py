@@ -11,4 +11,6 @@ SUITES: dict[str, str] = {
     "sinks": "bridge.bench.sinks",
     "routes": "bridge.bench.routes",
     "formats": "bridge.bench.formats",
+    "scene": "bridge.bench.scene",
+    "audio": "bridge.bench.audio",
 }
