@@ -12,22 +12,12 @@ Weights: torchvision's ``IMAGENET1K_V1`` (ported from Ross Wightman's timm, top-
 ``efficientnet_b0_rwightman-7f5810bc.pth``; torchvision releases before 0.16 named the same weights
 ``efficientnet_b0_rwightman-3dd342df.pth``, also used when that is what the hub cache holds.
 
-Taps (output of each torchvision stage; stride = input pixels per map position):
+Taps (output of each torchvision stage: channels, stride = input pixels per map position; blocks, kernel):
 
-======  ========  ======  ===============================
-tap     channels  stride  what
-======  ========  ======  ===============================
-stage0  32        2       stem
-stage1  16        2       1 block, 3x3
-stage2  24        4       2 blocks, 3x3
-stage3  40        8       2 blocks, 5x5
-stage4  80        16      3 blocks, 3x3
-stage5  112       16      3 blocks, 5x5
-stage6  192       32      4 blocks, 5x5
-stage7  320       32      1 block, 3x3
-stage8  1280      32      last 1x1 conv
-logits  1000      -       the ImageNet logits (a vector)
-======  ========  ======  ===============================
+* ``stage0``: the stem (32, /2); ``stage1`` (16, /2; 1 block, 3x3); ``stage2`` (24, /4; 2, 3x3);
+* ``stage3`` (40, /8; 2, 5x5); ``stage4`` (80, /16; 3, 3x3); ``stage5`` (112, /16; 3, 5x5);
+* ``stage6`` (192, /32; 4, 5x5); ``stage7`` (320, /32; 1, 3x3); ``stage8``: the last 1x1 conv (1280, /32);
+* ``logits``: the 1000 ImageNet logits (a vector).
 
 The default tap, stage5, ends the stride-16 part: mid-level features, like VGG16's conv4_1.
 """

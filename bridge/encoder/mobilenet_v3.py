@@ -10,21 +10,13 @@ Weights: torchvision's ``IMAGENET1K_V2`` file (its default, top-1 75.3 %) is dow
 (``mobilenet_v3_large-8738ca79.pth``, 74.0 %) is used as well when that is what the hub cache holds. Both have
 the same keys and shapes.
 
-Taps (output of each torchvision module; stride = how many input pixels per map position):
+Taps (output of each torchvision module: channels, stride = input pixels per map position):
 
-=========  ========  ======  ========================================================
-tap        channels  stride  what
-=========  ========  ======  ========================================================
-block0     16        2       stem
-block1     16        2       end of the stride-2 stage
-block2-3   24        4       block3 ends the stride-4 stage
-block4-6   40        8       SE blocks; block6 ends the stride-8 stage
-block7-12  80/112    16      hardswish from here; block11-12 (112, SE) end the stride-16 stage
-block13-15 160       32      block15 ends the last stage
-block16    960       32      last 1x1 conv
-fc1        1280      -       classifier.0 after its hardswish (a vector)
-logits     1000      -       the ImageNet logits (a vector)
-=========  ========  ======  ========================================================
+* ``block0``: the stem (16, /2); ``block1`` (16, /2) ends the stride-2 stage;
+* ``block2``, ``block3`` (24, /4); ``block4`` .. ``block6`` (40, /8, with SE);
+* ``block7`` .. ``block10`` (80, /16, hardswish from here on); ``block11``, ``block12`` (112, /16, SE);
+* ``block13`` .. ``block15`` (160, /32, SE); ``block16``: the last 1x1 conv (960, /32);
+* ``fc1``: ``classifier.0`` after its hardswish (a 1280 vector); ``logits``: the 1000 ImageNet logits.
 
 The default tap, block12, is the end of the stride-16 stage: mid-level features, like VGG16's conv4_1.
 """
