@@ -19,6 +19,9 @@ from test_osc_support import Collector, wait_until
 pytestmark = pytest.mark.slow
 
 
+SIZES = {"phone": (390, 844), "desktop": (1280, 900)}
+
+
 def _browser(tmp_path, width=420, height=900):
     webdriver = pytest.importorskip("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
@@ -58,6 +61,11 @@ def browser(running, tmp_path_factory):
     wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 20)
     yield driver
     driver.quit()
+
+
+def _open(driver, url: str) -> None:
+    driver.get(url)
+    assert wait_until(lambda: driver.execute_script("return document.body.dataset.ready") == "1", 20)
 
 
 def _click(driver, element) -> None:
@@ -109,8 +117,7 @@ def test_a_preset_button_recalls(running, browser):
     engine.params.set("psi", 1.5)
     engine.osc.presets.save("wide")
     engine.params.set("psi", 0.1)
-    browser.refresh()  # the preset list comes with the page's hello
-    wait_until(lambda: browser.execute_script("return document.body.dataset.ready") == "1", 20)
+    _open(browser, engine.control_panel.preview.url + "control")  # the preset list comes with the page's hello
     _click(browser, browser.find_element("css selector", '[data-preset="wide"]'))
     assert wait_until(lambda: engine.params.get("psi") == pytest.approx(1.5), 5.0)
     assert wait_until(lambda: _slider_value(browser, "psi") == pytest.approx(1.5), 5.0)
@@ -171,7 +178,7 @@ def test_panel_input_is_validated_like_osc(running):
         _ws_exchange(url, [], headers={"Origin": "http://evil.example"})
 
 
-def test_lan_mode_refuses_control_without_the_token(tmp_path):
+def test_lan_mode_refuses_control_without_the_token(browser):
     from bridge.params import ParamStore
     from bridge.sinks import make_sink
     from bridge.web.control import ControlPanel
@@ -185,7 +192,7 @@ def test_lan_mode_refuses_control_without_the_token(tmp_path):
     preview.start()
     panel.start()
     base = f"http://127.0.0.1:{preview.port}"
-    driver = _browser(tmp_path)
+    driver = browser
     try:
         with pytest.raises(urllib.error.HTTPError) as denied:
             urllib.request.urlopen(base + "/control", timeout=5)
@@ -200,15 +207,13 @@ def test_lan_mode_refuses_control_without_the_token(tmp_path):
         assert wait_until(lambda: Engine.params.get("freeze") is True, 5.0)
         assert preview.denied >= 3
     finally:
-        driver.quit()
         panel.close()
         preview.close()
 
 
 def test_signals_show_as_meters_and_routes_are_editable(running, browser):
     engine, _ = running
-    browser.refresh()
-    wait_until(lambda: browser.execute_script("return document.body.dataset.ready") == "1", 20)
+    _open(browser, engine.control_panel.preview.url + "control")
     assert wait_until(lambda: browser.execute_script(
         "return document.querySelectorAll('[data-signal]').length") >= 1, 10.0)
     meters = set(browser.execute_script("return [...document.querySelectorAll('[data-signal]')].map(e => e.dataset.signal)"))
@@ -226,3 +231,62 @@ def test_signals_show_as_meters_and_routes_are_editable(running, browser):
     assert wait_until(lambda: "no.such.signal" in browser.find_element("id", "state").text, 5.0)
     _click(browser, browser.find_element("css selector", '[data-route="beat.phase->mix.amount"] button'))
     assert wait_until(lambda: not any(r.id == "beat.phase->mix.amount" for r in engine.routes.routes()), 5.0)
+
+
+def screenshots(driver, url: str, out_dir) -> dict[str, object]:
+    """The panel at phone and desktop sizes as PNGs in ``out_dir``; returns {size name: path}."""
+    from pathlib import Path
+
+    shots = {}
+    for name, (width, height) in SIZES.items():
+        driver.set_window_rect(width=width, height=height)
+        _open(driver, url)
+        wait_until(lambda: driver.execute_script(  # the previews show a frame
+            "return document.getElementById('out').naturalWidth > 0 && document.getElementById('in').naturalWidth > 0"), 10)
+        path = Path(out_dir) / f"control_panel_{name}.png"
+        driver.save_screenshot(str(path))
+        shots[name] = path
+    return shots
+
+
+def test_phone_and_desktop_layouts(running, browser, tmp_path):
+    """One-handed on a phone: nothing wider than the screen, big buttons within thumb reach, real pictures."""
+    import cv2
+
+    engine, _ = running
+    url = engine.control_panel.preview.url + "control"
+    shots = screenshots(browser, url, tmp_path)
+    browser.set_window_rect(width=SIZES["phone"][0], height=SIZES["phone"][1])
+    _open(browser, url)
+    inner = browser.execute_script("return window.innerWidth")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= inner
+    for button in ("freeze", "blackout", "tap"):
+        rect = browser.execute_script(f"return document.getElementById('{button}').getBoundingClientRect().toJSON()")
+        assert rect["height"] >= 44 and rect["width"] >= 90 and rect["top"] < 200, (button, rect)  # thumb-sized, on top
+    for name, path in shots.items():
+        img = cv2.imread(str(path))
+        assert img is not None and img.shape[1] >= SIZES[name][0] * 0.9
+        assert img.std() > 10  # not a blank page
+
+
+if __name__ == "__main__":  # python tests/test_control_panel.py --screenshots docs/   (the images in docs/)
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from bridge.startup import build_engine
+
+    out = Path(sys.argv[sys.argv.index("--screenshots") + 1])
+    engine = build_engine({"osc_in": "127.0.0.1:0", "oscquery": "off", "preview": "127.0.0.1:0", "osc_out": [],
+                           "presets": str(Path(tempfile.mkdtemp()) / "p.toml")})
+    engine.start()
+    for preset, psi in (("warm", 0.5), ("wide", 1.2), ("calm", 0.2)):
+        engine.params.set("psi", psi)
+        engine.osc.presets.save(preset)
+    wait_until(lambda: engine.frames_rendered > 2, 60)
+    driver = _browser(Path(tempfile.mkdtemp()))
+    try:
+        print(screenshots(driver, engine.control_panel.preview.url + "control", out))
+    finally:
+        driver.quit()
+        engine.stop()

@@ -13,4 +13,5 @@ SUITES: dict[str, str] = {
     "formats": "bridge.bench.formats",
     "scene": "bridge.bench.scene",
     "audio": "bridge.bench.audio",
+    "panel": "bridge.bench.panel",
 }

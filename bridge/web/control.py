@@ -351,7 +351,10 @@ PANEL = """<!doctype html>
  .previews img{width:50%;max-width:360px;background:#000;border-radius:6px}
  details{border:1px solid #333;border-radius:8px;margin:8px 0;padding:0 8px}
  summary{font-weight:600;padding:10px 0;font-size:17px;text-transform:capitalize}
- .ctl{display:grid;grid-template-columns:minmax(90px,38%) 1fr auto;align-items:center;gap:6px;padding:6px 0;border-top:1px solid #222}
+ .ctl{display:grid;grid-template-columns:minmax(90px,38%) 1fr auto auto;align-items:center;gap:6px;padding:6px 0;border-top:1px solid #222}
+ main{display:block}
+ @media (min-width:900px){ main{display:grid;grid-template-columns:repeat(auto-fill,minmax(400px,1fr));gap:0 12px;align-items:start}
+  .previews img{width:calc(50% - 4px)} details{margin:6px 0} }
  .ctl label{font-size:13px;color:#aaa;overflow-wrap:anywhere}
  input[type=range]{width:100%;height:36px;accent-color:#4af}
  input[type=checkbox]{width:36px;height:36px;accent-color:#4af}
@@ -373,6 +376,7 @@ PANEL = """<!doctype html>
  </div>
  <div id="state">connecting...</div>
 </header>
+<main>
 <div class="previews"><img id="out" src="/stream.mjpg" alt="output"><img id="in" src="/input.mjpg" alt="input"></div>
 <details open class="group" data-group="presets"><summary>presets</summary>
  <div class="row" id="presets"></div>
@@ -389,6 +393,7 @@ PANEL = """<!doctype html>
 <div class="row"><button type="button" id="learn" data-param="midi.learn" data-kind="action" aria-pressed="false">MIDI learn</button>
  <span class="unit">then tap a control's name and move a knob</span></div>
 {groups}
+</main>
 <script>
 "use strict";
 const token = new URLSearchParams(location.search).get('token');
@@ -490,7 +495,7 @@ function connect(){
     else if (m.type === 'meters') meters(m.signals);
     else if (m.type === 'routes') routes(m.routes);
     else if (m.type === 'signals') { for (const [k, v] of Object.entries(m.values)) { const bar = document.querySelector('[data-signal="'+CSS.escape(k)+'"]'); if (bar) { const lo = +bar.dataset.low, hi = +bar.dataset.high; bar.value = Math.min(1, Math.max(0, (v - lo) / ((hi - lo) || 1))); } } }
-    else if (m.type === 'ack') { if (m.note) say(m.note); if (m.name && m.value !== undefined && !/^(preset|route|midi)[.]/.test(m.name) && m.name !== 'tap') show(m.name, m.value); }
+    else if (m.type === 'ack') { window.vrbLastAck = {name: m.name, value: m.value, t: Date.now()}; if (m.note) say(m.note); if (m.name && m.value !== undefined && !/^(preset|route|midi)[.]/.test(m.name) && m.name !== 'tap') show(m.name, m.value); }
     else if (m.type === 'error') say(m.error, true);
   };
 }
