@@ -169,3 +169,34 @@ def test_real_device_vanishes_and_comes_back(tmp_path, pulse, caplog):
             assert service.reconnects == 1 and service.stats()["status"] == "running"
         finally:
             service.close()
+
+
+def test_recording_has_the_sound_muxed_in(tmp_path):
+    """--record with --audio file:...: ffprobe finds a video and an audio stream of about the same length."""
+    import json
+
+    from bridge.startup import build_engine
+    from conftest import STYLEGAN_FIXTURES
+
+    ffprobe = require_tool("ffprobe")
+    require_tool("ffmpeg")
+    sound = tmp_path / "clicks.wav"
+    soundfile.write(sound, click_track(120.0, 2.0), FILE_RATE)
+    out = tmp_path / "show.mp4"
+    engine = build_engine({"network": str(STYLEGAN_FIXTURES / "sg2_tiny.pkl"), "source": "pattern",
+                           "osc_in": "off", "osc_out": [], "oscquery": "off", "preview": "off",
+                           "demo_encoder": True, "encoder_size": "64x48", "resolution": "64x48",
+                           "record": str(out), "record_fps": 10, "audio": f"file:{sound}"})
+    assert any("with sound" in line for line in engine.describe())
+    engine.start()
+    try:
+        assert wait_for(lambda: engine.sinks[0].written >= 30, timeout=60)  # 3 s of video
+    finally:
+        engine.stop()
+    probe = json.loads(subprocess.run([ffprobe, "-v", "error", "-show_streams", "-of", "json", str(out)],
+                                      capture_output=True, text=True, check=True).stdout)
+    kinds = {s["codec_type"]: s for s in probe["streams"]}
+    assert set(kinds) == {"video", "audio"}
+    video_s, audio_s = float(kinds["video"]["duration"]), float(kinds["audio"]["duration"])
+    assert abs(video_s - audio_s) < 0.5, (video_s, audio_s)
+    assert not (tmp_path / "show.audio.wav").exists()

@@ -28,4 +28,6 @@ def attach(engine, settings: Mapping[str, Any]) -> None:
             raise StartupError("audio_tempo: the engine has no beat clock to drive (the OSC layer is not attached)")
     service = AudioService(engine.signals, make_input(spec), engine.params, tempo)
     engine.add_service(service)
-    engine.audio = service  # the recorder takes the sound from here
+    for sink in engine.sinks:  # the recorder (--record) takes the sound too
+        if hasattr(sink, "attach_audio"):
+            sink.attach_audio(service)

@@ -81,6 +81,12 @@ class AudioService:
         self._last_publish = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._taps: list[Callable[[Any], None]] = []
+        self.rate = SR
+
+    def add_tap(self, fn: Callable[[Any], None]) -> None:
+        """``fn(block)`` gets every mono block at ``rate`` on the audio thread (the recorder's sound track)."""
+        self._taps.append(fn)
 
     # -- service interface --------------------------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +180,13 @@ class AudioService:
         self.gain.frozen = bool(snapshot.get("audio.gain.freeze", False))
         self.gain.release_s = float(snapshot.get("audio.gain.release_s", self.gain.release_s))
         decay = math.exp(-BLOCK_S / max(float(snapshot.get("audio.onset.decay_s", 0.15)), 1e-3))
+        for tap in list(self._taps):
+            try:
+                tap(block)
+            except Exception as exc:  # noqa: BLE001 - a broken recording must not stop the analysis
+                self._taps.remove(tap)
+                log.warning("audio: recording tap failed, sound recording stopped: %s", exc)
+                self.bus.report_error(SOURCE, exc)
         raw = self.features.step(block)
         out = self.gain.apply(raw, BLOCK_S)
         values = {f"audio.{name}": out[name] for name in GAINED}

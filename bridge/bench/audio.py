@@ -70,4 +70,5 @@ def run(args) -> dict:
     notes = [f"{seconds:g} s of synthesised music (120 bpm clicks, noise, a 220 Hz tone); latency = one block "
              f"({BLOCK_S * 1000:.1f} ms) + the block's analysis time",
              "engine: embedded demo network and encoder, test pattern 640x480 @ 30 fps, the file looping in real time"]
+    notes.append(f"load average while measuring (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return {"rows": rows, "tables": {"engine fps": engine}, "notes": notes}

@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 
@@ -117,4 +118,5 @@ def run(args) -> dict:
     notes = [f"device {args.device}; torch {torch.__version__}, {torch.get_num_threads()} threads",
              "engine: embedded demo network and encoder, test pattern 640x480 @ 30 fps, depth at its default "
              "side (252) and rate cap (10 Hz)"]
+    notes.append(f"load average while measuring (1 min): {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     return {"rows": rows, "tables": {"engine fps": engine}, "notes": notes}

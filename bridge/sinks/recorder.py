@@ -33,6 +33,14 @@ class RecorderSink(Sink):
         self._writer = None
         self._size: tuple[int, int] | None = None
         self._t0: float | None = None
+        self.audio = None  # an AudioTrack once attach_audio gave the sound (bridge.sinks.audio_track)
+
+    def attach_audio(self, service) -> None:
+        """Record the sound the audio service hears too (muxed into the file by ffmpeg when it closes)."""
+        from bridge.sinks.audio_track import AudioTrack
+
+        self.audio = AudioTrack(self.path, service.rate)
+        service.add_tap(self.audio.write)
 
     def _compose(self, frame: RenderedFrame):
         rgb = frame.rgb
@@ -65,11 +73,14 @@ class RecorderSink(Sink):
             raise RuntimeError(f"OpenCV cannot write {self.path!r} at {width}x{height}")
         self._writer = writer
         self._size = (width, height)
-        log.info("recording %dx%d at %g fps to %s", width, height, self.fps, self.path)
+        if self.audio is not None:
+            self.audio.start()
+        log.info("recording %dx%d at %g fps to %s%s", width, height, self.fps, self.path,
+                 " with sound" if self.audio is not None else "")
 
     def close(self, timeout: float = 1.0) -> None:
         """Wait for the file to be finalised (an unfinished mp4 is unreadable): longer than other sinks."""
-        super().close(max(timeout, 10.0))
+        super().close(max(timeout, 10.0 if self.audio is None else 60.0))  # muxing the sound takes longer
 
     def _reopen_after_error(self) -> bool:
         return False  # a failed write keeps the file; reopening would overwrite what was recorded
@@ -79,12 +90,15 @@ class RecorderSink(Sink):
             self._writer.release()
             self._writer = None
             log.info("recording closed: %d frames (%.1f s) in %s", self.written, self.written / self.fps, self.path)
+            if self.audio is not None:
+                self.audio.finish()
 
     def stats(self) -> dict:
         return {**super().stats(), "written": self.written, "path": self.path}
 
     def describe(self) -> str:
         extra = ", output | input side by side" if self.side_by_side else ""
+        extra += ", with sound" if self.audio is not None else ""
         return f"record {self.path} ({self.fps:g} fps{extra})"
 
 
