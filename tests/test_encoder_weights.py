@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import pickle
 import socket
 import threading
 from pathlib import Path
@@ -246,3 +247,21 @@ def test_a_file_without_a_hash_in_its_name_is_checked_by_its_full_digest_when_kn
         hub_cache_path(unpinned).unlink()
         pinned = WeightsSpec(filename="plain_pretrain.pth", url=url, description="plain", sha256=digest)
         assert find_weights(pinned, allow_download=True).origin == "download"
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("text.pth", b"101\n", "text file, not a weights file"),
+    ("empty.pth", b"", "the file is empty"),
+    ("noise.pth", bytes(range(256)) * 8, "bytes in no weights format"),
+    ("plain.pth", pickle.dumps({"x": 1}, protocol=2), "a Python pickle (17 bytes) that cannot be read"),
+    ("code.pth", pickle.dumps(print, protocol=4), "weights-only reader refuses"),
+])
+def test_unreadable_weights_say_what_the_file_is_and_what_was_expected(tmp_path, empty_hub, no_network, name,
+                                                                       content, says):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(EncoderError) as info:
+        build_encoder(weights=str(path))
+    message = str(info.value)
+    assert says in message and "expected" in message and VGG_FILE in message, message
+    assert "weights_only=False" not in message and "\n" not in message and len(message) < 500

@@ -181,3 +181,20 @@ def test_the_engine_shrinks_any_oversized_source_frame():
     small = imageops.limit_side(frame, 1920)
     assert small.shape == (960, 1920, 3) and int(small.mean()) == 7
     assert imageops.limit_side(small, 1920) is small  # a frame that fits is passed through untouched
+
+
+def test_a_missing_camera_is_said_once_in_our_words_without_opencv_noise(capfd, caplog):
+    """OpenCV writes its own warnings straight to stderr (about 12 lines per try); the engine silences them
+    and says once what is wrong, what was tried and how to list devices."""
+    source = make_source("camera:97", fps=30.0)
+    with caplog.at_level("WARNING"):
+        source.open()
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline and source.reconnects < 2:
+            source.read(timeout=0.1)
+    source.close()
+    assert source.reconnects >= 2
+    stderr = capfd.readouterr().err
+    assert "[ WARN" not in stderr and "[ERROR" not in stderr and "VIDEOIO" not in stderr, stderr[:500]
+    ours = [r.getMessage() for r in caplog.records if "camera 97" in r.getMessage()]
+    assert len(ours) == 1 and "vrbridge devices" in ours[0] and "tried OpenCV's" in ours[0], ours

@@ -22,12 +22,14 @@ import dataclasses
 import hashlib
 import logging
 import re
+import warnings
 from pathlib import Path
 from typing import Mapping
 
 import torch
 
 from bridge.encoder.backbone import EncoderError, WeightsSpec
+from bridge.text import clip_line
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,8 @@ def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_do
         path = Path(explicit).expanduser()
         if not path.is_file():
             raise EncoderError(f"encoder weights file not found: {path}")
-        return FoundWeights(read_state_dict(path), "file", str(path))
+        expected = f"{spec.description}: {spec.filename} (a torch state dict) or a .safetensors copy of it"
+        return FoundWeights(read_state_dict(path, expected=expected), "file", str(path))
     cached = hub_cache_path(spec)
     for name in (spec.filename, *spec.also_cached):
         path = cached.with_name(name)
@@ -106,21 +109,26 @@ def _check_full_digest(spec: WeightsSpec) -> None:
         raise RuntimeError(f"invalid hash value (expected sha256 {spec.sha256}, got {digest})")
 
 
-def read_state_dict(path: Path, what: str = "encoder weights") -> Mapping[str, torch.Tensor]:
+def read_state_dict(path: Path, what: str = "encoder weights",
+                    expected: str = "a torch state dict (.pth/.pt) or a .safetensors file") -> Mapping[str, torch.Tensor]:
     """A state dict from a torch file (weights only, memory-mapped when possible) or a safetensors file.
 
-    ``what`` names the file in the error (other models, e.g. the depth network, read theirs here too)."""
+    ``what`` names the file in the error (other models, e.g. the depth network, read theirs here too). A file
+    that cannot be read is one line saying what the file is and what was ``expected``; never torch's own
+    message, which suggests ``weights_only=False`` (running whatever code the file carries)."""
     try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
+        with warnings.catch_warnings():  # torch warns about pickles on its way to refusing one
+            warnings.simplefilter("ignore")
+            if path.suffix == ".safetensors":
+                from safetensors.torch import load_file
 
-            state = load_file(str(path), device="cpu")
-        else:
-            state = _torch_load(path)
+                state = load_file(str(path), device="cpu")
+            else:
+                state = _torch_load(path)
     except EncoderError:
         raise
     except Exception as exc:
-        raise EncoderError(f"{path}: cannot read {what}: {_one_line(exc)}") from exc
+        raise EncoderError(f"{path}: cannot read {what}: {describe_file(path, exc)}; expected {expected}") from None
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         state = state["state_dict"]  # a checkpoint wrapping the state dict, as some training scripts save it
     return state
@@ -133,6 +141,39 @@ def _torch_load(path: Path):
         if "mmap" not in str(exc):  # only the legacy (non-zip) format cannot be memory-mapped
             raise
         return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def describe_file(path: Path, exc: BaseException) -> str:
+    """What an unreadable weights file is, in words, from its first bytes (and why torch refused it)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(512)
+    except OSError as err:
+        return f"it cannot be opened ({err.strerror or err})"
+    if size == 0:
+        return "the file is empty"
+    if head.startswith(b"PK\x03\x04"):
+        kind = f"a zip archive ({size:,} bytes; torch.save's format)"
+    elif head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        kind = f"a Python pickle ({size:,} bytes)"
+    elif len(head) >= 9 and head[8:9] == b"{":
+        kind = f"a safetensors file ({size:,} bytes)"
+    elif _is_text(head):
+        return f"it is a {size:,}-byte text file, not a weights file"
+    else:
+        return f"it is {size:,} bytes in no weights format (first bytes {head[:8].hex(' ')})"
+    if "Weights only load failed" in str(exc):
+        return f"it is {kind} that torch's weights-only reader refuses (reading it otherwise could run code)"
+    return f"it is {kind} that cannot be read ({clip_line(_one_line(exc), 120)})"
+
+
+def _is_text(head: bytes) -> bool:
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(b >= 32 or b in (9, 10, 13) for b in head)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -6,6 +6,7 @@ saying so in ``status``. That also covers a camera that is only plugged in after
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -49,15 +50,18 @@ class CameraSource(CaptureSource):
         self._backoff = Backoff()
 
     def open(self) -> None:
-        """Try once; a missing camera is reported and retried from ``read``, never fatal."""
+        """Try once; a missing camera is reported (once, here) and retried from ``read``, never fatal."""
         if not self._try_open():
-            log.warning("camera %s: %s; the output keeps running, retrying every %.1f-%.0f s",
-                        self.device, self.last_error, Backoff.START_S, Backoff.MAX_S)
+            log.warning("camera %s: %s (tried OpenCV's %s); the output keeps running and the camera is "
+                        "retried every %.1f-%.0f s; list cameras with: vrbridge devices", self.device,
+                        self.last_error, ", ".join(_camera_backends()) or "camera backends",
+                        Backoff.START_S, Backoff.MAX_S)
 
     def _try_open(self) -> bool:
         import cv2
 
-        cap = cv2.VideoCapture(self.device)
+        with quiet_opencv():  # OpenCV prints ~12 lines per failed open (each backend): we say it once
+            cap = cv2.VideoCapture(self.device)
         if not cap.isOpened():
             cap.release()
             self._schedule_retry(f"cannot open camera {self.device!r}")
@@ -109,6 +113,32 @@ class CameraSource(CaptureSource):
     def describe(self) -> str:
         size = f" {self.size[0]}x{self.size[1]}" if self.size else ""
         return f"camera {self.device}{size} @ {self.fps:g} fps"
+
+
+@contextlib.contextmanager
+def quiet_opencv():
+    """OpenCV's own log silenced for the duration (its warnings go straight to stderr, not to logging)."""
+    import cv2
+
+    logging_api = getattr(getattr(cv2, "utils", None), "logging", None)
+    if logging_api is None:
+        yield
+        return
+    previous = logging_api.getLogLevel()
+    logging_api.setLogLevel(logging_api.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        logging_api.setLogLevel(previous)
+
+
+def _camera_backends() -> list[str]:
+    import cv2
+
+    try:
+        return [cv2.videoio_registry.getBackendName(b) for b in cv2.videoio_registry.getCameraBackends()]
+    except Exception:  # noqa: BLE001 - an OpenCV build without the registry: say it generally
+        return []
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
