@@ -20,7 +20,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 GUIDES = ["docs/touchdesigner.md", "docs/resolume.md", "docs/lighting_desk.md", "td_project/README.md",
-          "docs/parameters.md", "docs/encoder.md", "docs/routes.md"]
+          "docs/parameters.md", "docs/encoder.md", "docs/routes.md", "docs/scene_audio.md"]
 
 
 def routes(name: str) -> dict[str, dict]:
