@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "render": "bridge.commands.render",
     "convert": "bridge.commands.convert",
     "models": "bridge.commands.models",
+    "directions": "bridge.commands.directions",
     "params": "bridge.commands.params",
     "signals": "bridge.commands.signals",
     "routes": "bridge.commands.routes",

@@ -236,6 +236,7 @@ class SynthesisBlock(nn.Module):
         self.num_conv = 0
         self.num_torgb = 0
         self.fast = False  # set by SynthesisNetwork.set_fast
+        self.bend = None  # optional features -> features after conv1 (bridge.bending sets it); None = unbent
         conv_args = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, **layer_kwargs)
 
         if in_channels == 0:
@@ -280,6 +281,8 @@ class SynthesisBlock(nn.Module):
         else:
             x = self.conv0(x, next(w_iter), **layer)
             x = self.conv1(x, next(w_iter), **layer)
+        if self.bend is not None:
+            x = self.bend(x)
 
         if img is not None:
             img = upsample2d(img, self.resample_filter)

@@ -331,6 +331,7 @@ class SynthesisInput(nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", phases)
         self.fast = False
+        self.bend = None  # optional features -> features after the input (bridge.bending); None = unbent
         self._cache = _DerivedCache()
 
     def set_user_transform(self, matrix) -> None:
@@ -440,6 +441,7 @@ class SynthesisLayer(nn.Module):
             radial=self.down_radial)))
         self.fast = False
         self.fast_dtype: torch.dtype | None = None
+        self.bend = None  # optional features -> features after this layer (bridge.bending); None = unbent
         self._cache = _DerivedCache()
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const",
@@ -567,8 +569,13 @@ class SynthesisNetwork(nn.Module):
             raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0], transform=transform)
+        if self.input.bend is not None:  # bridge.bending's insertion points; None = the unbent network
+            x = self.input.bend(x)
         for name, w in zip(self.layer_names, ws[1:]):
-            x = getattr(self, name)(x, w, force_fp32=force_fp32)
+            layer = getattr(self, name)
+            x = layer(x, w, force_fp32=force_fp32)
+            if layer.bend is not None:
+                x = layer.bend(x)
         if self.output_scale != 1:
             x = x * self.output_scale
         return x.to(torch.float32)
