@@ -41,12 +41,11 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.nn.functional as F
 
+from bridge.params import BEND_KINDS, BEND_MASKS, BEND_SLOTS
+
 log = logging.getLogger(__name__)
 
-BEND_SLOTS = 4
-KINDS = ("rotate", "scale", "translate_x", "translate_y", "flip_x", "flip_y", "dilate", "erode", "invert",
-         "threshold", "ablate")
-MASKS = ("all", "left", "right", "top", "bottom", "circle", "outside_circle")
+KINDS, MASKS = BEND_KINDS, BEND_MASKS
 _CHANNEL_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 
 

@@ -2,8 +2,10 @@
 
 The encoder gives one z per layer group (coarse / middle / fine; the "whole" layout gives the same z to all
 three). Each is mapped to w once, copied into its group's range of style layers over the static w of ``seed``
-(blended by ``mix.amount``), and the mixed w is truncated with ``psi``. The render thread calls
-:meth:`LatentMixer.mix` once per frame with that frame's parameter snapshot.
+(blended by ``mix.amount``), the live latent directions (``dir.*``, :mod:`bridge.directions.live`) are added,
+and the mixed w is truncated with ``psi``. A conditional model's class vector c (``class.*``,
+:mod:`bridge.classes`) goes into every mapping call. The render thread calls :meth:`LatentMixer.mix` once
+per frame with that frame's parameter snapshot.
 """
 from __future__ import annotations
 
@@ -47,7 +49,8 @@ def resolve_ranges(snapshot: Mapping[str, Any], defaults: Mapping[str, tuple[int
 class LatentMixer:
     """Turns the encoder's per-group z's into the ws one frame is synthesised from.
 
-    The static w (seed) is cached per seed, untruncated; truncation is applied once to the mixed w
+    The static w (seed) is cached per seed (and class vector, and mapping weights: model mixing can change
+    them), untruncated; truncation is applied once to the mixed w
     (``w_avg + psi * (w - w_avg)`` on the first ``trunc_cutoff`` layers, NVIDIA's formula). Because mixing
     and truncation are both affine per layer, this equals mixing truncated ws, but psi can glide every
     frame without recomputing the static w.
@@ -68,22 +71,37 @@ class LatentMixer:
         except (ImportError, AttributeError, KeyError, TypeError, ValueError) as exc:
             log.debug("default_layer_groups unavailable (%s); using the classic split", exc)
             self.default_groups = fallback_layer_groups(self.num_ws)
-        self._static: dict[int, Any] = {}
+        self._static: dict[tuple, Any] = {}
         self._torch = torch
+        from bridge.classes import ClassSource
+        from bridge.directions.live import DirectionSlots
+
+        self.directions = DirectionSlots(self.num_ws, device)  # no directions until the levers install some
+        self.classes = ClassSource(self.c_dim)  # manual classes; the levers may replace it (camera classes)
+        self._c: np.ndarray | None = None  # this frame's class vector (None: unconditional)
 
     def static_w(self, seed: int):
-        """w (num_ws, w_dim) of z = RandomState(seed).randn(z_dim), untruncated; cached per seed."""
-        if seed not in self._static:
+        """w (num_ws, w_dim) of z = RandomState(seed).randn(z_dim), untruncated; cached per seed and c."""
+        key = (seed, None if self._c is None else self._c.tobytes(), self._mapping_version())
+        if key not in self._static:
             z = np.random.RandomState(seed).randn(1, self.z_dim)
             self._static.clear()  # one seed at a time is all a show needs; keeps memory flat under seed sweeps
             with self._torch.inference_mode():
-                self._static[seed] = self._map(self._torch.from_numpy(z).float().to(self.device))[0]
-        return self._static[seed]
+                self._static[key] = self._map(self._torch.from_numpy(z).float().to(self.device))[0]
+        return self._static[key]
+
+    def _mapping_version(self) -> tuple:
+        """Changes whenever a mapping tensor is written in place (model mixing does): invalidates the cache."""
+        return tuple(getattr(t, "_version", 0) for t in self.generator.mapping.state_dict(keep_vars=True).values()
+                     if not t.is_inference())
 
     def _map(self, z):
         c = None
         if self.c_dim:
-            c = self._torch.zeros(z.shape[0], self.c_dim, device=z.device)
+            if self._c is None:
+                c = self._torch.zeros(z.shape[0], self.c_dim, device=z.device)
+            else:
+                c = self._torch.from_numpy(self._c).to(z.device).unsqueeze(0).expand(z.shape[0], -1)
         return self.generator.mapping(z, c, truncation_psi=1.0)
 
     def camera_ws(self, latents: Mapping[str, Any]) -> dict[str, Any]:
@@ -99,6 +117,7 @@ class LatentMixer:
 
     def mix(self, latents: Mapping[str, Any] | None, snapshot: Mapping[str, Any]):
         """ws (1, num_ws, w_dim) for one frame, from the camera latents (None = static w only) and the snapshot."""
+        self._c = self.classes.vector(snapshot) if self.c_dim else None
         w = self.static_w(int(snapshot["seed"])).clone()
         amount = float(snapshot["mix.amount"])
         if latents and amount > 0:
@@ -108,5 +127,6 @@ class LatentMixer:
                 start, end = ranges[name]
                 if name in cam and end > start:
                     w[start:end] = w[start:end].lerp(cam[name][start:end], amount)
+        w = self.directions.apply(w, snapshot)
         cutoff = int(snapshot["trunc_cutoff"])  # the table's 0 means every layer: NVIDIA's None
         return self.generator.mapping.truncate(w[None], float(snapshot["psi"]), cutoff if cutoff > 0 else None)

@@ -211,6 +211,54 @@ def _what(value: Any) -> str:
     return f"{kind} {brief(value)}"
 
 
+# Fixed slot counts and choices of the generator levers (bridge/directions, bridge/bending read them here).
+DIRECTION_SLOTS = 8
+BEND_SLOTS = 4
+BEND_KINDS = ("rotate", "scale", "translate_x", "translate_y", "flip_x", "flip_y", "dilate", "erode", "invert",
+              "threshold", "ablate")
+BEND_MASKS = ("all", "left", "right", "top", "bottom", "circle", "outside_circle")
+
+
+def _direction_rows() -> list[Param]:
+    """dir.<i>.amount / .component / .layers for each direction slot."""
+    rows = []
+    for i in range(DIRECTION_SLOTS):
+        rows += [
+            Param(f"dir.{i}.amount", "float", 0.0,
+                  f"Slot {i}: move w along its direction by this much (PCA: standard deviations of that component; "
+                  "SeFa or a file: w units); 0 = off.", min=-20.0, max=20.0, smoothing_s=0.05, group="directions"),
+            Param(f"dir.{i}.component", "int", i, f"Slot {i}: which direction (row of the directions source).",
+                  min=0, max=4095, group="directions"),
+            Param(f"dir.{i}.layers", "int2", (-1, -1),
+                  f"Slot {i}: style layers [start, end) it edits; -1 -1 = all.", min=-1, max=64,
+                  out_of_range="reject", group="directions"),
+        ]
+    return rows
+
+
+def _bend_rows() -> list[Param]:
+    """bend.<i>.enable / amount / kind / layer / channels / mask for each bend slot."""
+    rows = []
+    for i in range(BEND_SLOTS):
+        rows += [
+            Param(f"bend.{i}.enable", "bool", False, f"Bend {i}: on/off.", group="bending"),
+            Param(f"bend.{i}.amount", "float", 0.0,
+                  f"Bend {i}: strength -1..1 (rotate: x180 degrees, scale: zoom 2**amount, translate: fraction "
+                  "of the size, others: blend); 0 = no change.", min=-1.0, max=1.0, smoothing_s=0.05,
+                  group="bending"),
+            Param(f"bend.{i}.kind", "enum", "rotate", f"Bend {i}: the transform.", choices=BEND_KINDS,
+                  group="bending"),
+            Param(f"bend.{i}.layer", "str", "",
+                  f"Bend {i}: after which synthesis layer (StyleGAN2 b4..b1024, StyleGAN3 input or L5_84_1024 / "
+                  "L5); empty = off.", group="bending"),
+            Param(f"bend.{i}.channels", "str", "",
+                  f"Bend {i}: channels to bend: all (empty), a list like 0-15,32, or random:0.5.", group="bending"),
+            Param(f"bend.{i}.mask", "enum", "all", f"Bend {i}: region to bend.", choices=BEND_MASKS,
+                  group="bending"),
+        ]
+    return rows
+
+
 # --------------------------------------------------------------------------------------------------
 # The table. Sections are grouped by the stage that reads them; keep each section's rows together.
 # --------------------------------------------------------------------------------------------------
@@ -239,6 +287,44 @@ PARAMS: tuple[Param, ...] = (
        choices=("const", "random", "none"), group="synthesis"),
     _P("freeze", "bool", False, "Hold the last rendered frame (sinks keep publishing it).", group="output"),
     _P("blackout", "bool", False, "Publish black frames (the output stays alive).", group="output"),
+    # ---- latent directions (bridge/directions): summed onto the mixed w before truncation -------------
+    *_direction_rows(),
+    _P("directions", "str", "pca:16",
+       "Latent directions the dir.* slots use: pca:K (GANSpace PCA of sampled w, cached per model), sefa:K "
+       "(SeFa factorisation of the style weights), a .npy file of shape (K, w_dim) or (w_dim,), or off. "
+       "PCA is computed the first time a dir.*.amount moves (seconds; off the render thread).",
+       group="startup", live=False, telemetry=False),
+    _P("directions_samples", "int", 10000, "Number of sampled z the PCA directions are computed from.",
+       min=100, max=1_000_000, out_of_range="reject", group="startup", live=False, telemetry=False),
+    _P("directions_cache", "str", "",
+       "Folder of the PCA cache; empty = $XDG_CACHE_HOME/vrbridge/directions (~/.cache/vrbridge/directions).",
+       group="startup", live=False, telemetry=False),
+    # ---- network bending (bridge/bending.py): transforms after a chosen synthesis layer ------------
+    *_bend_rows(),
+    # ---- model mixing (bridge/model_mix.py) and classes (bridge/classes.py) -----------------------
+    _P("model.mix", "float", 0.0,
+       "Blend every weight of the network toward network_b: 0 = the network, 1 = network_b (bit for bit).",
+       min=0.0, max=1.0, smoothing_s=0.1, group="model"),
+    _P("model.swap", "int2", (0, 0),
+       "Style layers [start, end) whose synthesis weights come wholly from network_b (layer swapping, e.g. "
+       "fine layers from B); 0 0 = none.", min=0, max=64, out_of_range="reject", group="model"),
+    _P("network_b", "str", "",
+       "Second network of the same architecture and size for model.mix / model.swap (empty = none).",
+       group="startup", live=False, telemetry=False),
+    _P("class.a", "int", 0, "Class of a conditional model (one-hot c, NVIDIA's convention); beyond the model's "
+       "classes it is clipped to the last one.", min=0, max=1_000_000, group="classes"),
+    _P("class.b", "int", 0, "Second class, blended in by class.blend.", min=0, max=1_000_000, group="classes"),
+    _P("class.blend", "float", 0.0, "Blend from class.a to class.b: c = (1 - blend) * onehot(a) + blend * onehot(b).",
+       min=0.0, max=1.0, smoothing_s=0.1, group="classes"),
+    _P("class.source", "enum", "manual",
+       "Where c comes from: manual (class.a/b/blend) or camera (what VGG16 sees, through class_map; needs "
+       "classify).", choices=("manual", "camera"), group="classes"),
+    _P("classify", "bool", False,
+       "Run the VGG16 encoder up to fc3 and publish the top ImageNet classes as scene.class.* signals.",
+       group="startup", live=False, telemetry=False),
+    _P("class_map", "list", (),
+       "ImageNet class -> model class, each IMAGENET:MODEL (an id 0..999 or a name, e.g. 207:3 or tabby:1), "
+       "for class.source camera.", group="startup", live=False, telemetry=False),
     # ---- encoder (camera -> fake latents) ---------------------------------------------------------
     _P("encoder.layout", "enum", "whole",
        "Which frame region drives which layer group: whole frame; paper (top half coarse, bottom-left middle, "

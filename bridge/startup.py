@@ -27,7 +27,8 @@ def startup_errors() -> tuple[type[BaseException], ...]:
     from bridge.sources import SourceUnavailable
 
     kinds: list[type[BaseException]] = [StartupError, SinkUnavailable, SourceUnavailable, ParamError]
-    for module, name in (("bridge.encoder", "EncoderError"), ("bridge.stylegan.pickle_reader", "NetworkLoadError")):
+    for module, name in (("bridge.encoder", "EncoderError"), ("bridge.stylegan.pickle_reader", "NetworkLoadError"),
+                         ("bridge.levers", "LeverError")):
         # only modules already loaded can have raised: importing them here would pull in torch for nothing
         kind = getattr(sys.modules.get(module), name, None)
         if kind is not None:
@@ -60,6 +61,7 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     try:
         device = _resolve_device(settings["device"])
         generator, model_description = _load_generator(settings, device, progress)
+        levers = _prepare_levers(settings, generator, device)
         encoder = _build_encoder(settings, generator, device, demo)
     except BaseException:
         source.close()
@@ -70,6 +72,7 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     engine.source_opened = True
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
+    levers.attach(engine)  # before the hand levers: model mixing must run first each frame
     for lever in tensor_levers():
         engine.add_manipulation(lever)
     for package in packages:
@@ -170,6 +173,13 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
     return generator, description
 
 
+def _prepare_levers(settings: Mapping[str, Any], generator, device: str):
+    """Directions, network_b, class_map checked and loaded (bridge.levers); LeverError is a start-up error."""
+    from bridge.levers import prepare
+
+    return prepare(settings, generator, device)
+
+
 def describe_generator(generator) -> str:
     """One line for the start-up report: architecture, resolution, z size and style-layer count."""
     return (f"{getattr(generator, 'arch', '?')}, {generator.img_resolution}px, z {generator.z_dim}, "
@@ -188,6 +198,8 @@ def _build_encoder(settings: Mapping[str, Any], generator, device: str, demo: bo
     for kwarg, row in optional.items():
         if settings.get(row):
             kwargs[kwarg] = tuple(settings[row]) if isinstance(settings[row], (list, tuple)) else settings[row]
+    if settings.get("classify"):
+        kwargs["observe_taps"] = ("fc3",)  # VGG16's ImageNet logits, for scene.class.* (bridge.classes)
     return build_encoder(**kwargs)
 
 

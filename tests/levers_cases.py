@@ -60,3 +60,18 @@ def render(generator, seed: int = 1, c=None, psi: float = 1.0) -> torch.Tensor:
     z = torch.from_numpy(np.random.RandomState(seed).randn(1, generator.z_dim)).float()
     with torch.no_grad():
         return generator.synthesis(generator.mapping(z, c, truncation_psi=psi), noise_mode="const")
+
+
+CONDITIONAL_FIXTURE = Path(__file__).parent / "data" / "levers" / "sg2_cond.safetensors"
+CONDITIONAL_SEED = 41
+
+
+def write_conditional_fixture(path: Path = CONDITIONAL_FIXTURE):
+    """The committed conditional fixture, made through the project's own writer (save_network).
+
+    Seeded random weights (Generator.from_config(CONDITIONAL_SG2, seed=41)); regenerate with
+    ``python -c "import sys; sys.path.insert(0, 'tests'); import levers_cases as c; c.write_conditional_fixture()"``.
+    """
+    from bridge.stylegan import Generator, save_network
+
+    return save_network(Generator.from_config(CONDITIONAL_SG2, seed=CONDITIONAL_SEED), path)

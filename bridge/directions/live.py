@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
 from bridge.directions.compute import Directions
+from bridge.params import DIRECTION_SLOTS
 
 log = logging.getLogger(__name__)
-
-DIRECTION_SLOTS = 8
 
 
 def slot_layers(value: Any, num_ws: int) -> tuple[int, int]:
@@ -46,6 +45,9 @@ class DirectionSlots:
         self._scales: list[float] = []
         self._warned: set[tuple[int, int]] = set()
         self._lock = threading.Lock()
+        # Called once (with this object) the first time a slot is used while no directions are loaded: how a
+        # lazily computed source (PCA) gets started. It must return at once and call set() when done.
+        self.request: Callable[["DirectionSlots"], None] | None = None
 
     def set(self, directions: Directions | None) -> None:
         """Install a new set (any thread); the render thread picks it up on its next frame."""
@@ -64,6 +66,9 @@ class DirectionSlots:
         with self._lock:
             vectors, scales = self._vectors, self._scales
         if vectors is None:
+            if self.request is not None and self.active(snapshot):
+                request, self.request = self.request, None
+                request(self)
             return w
         for i in range(DIRECTION_SLOTS):
             amount = float(snapshot.get(f"dir.{i}.amount", 0.0))

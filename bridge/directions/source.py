@@ -70,11 +70,15 @@ def cache_dir(configured: str = "") -> Path:
     return Path(base) / "vrbridge" / "directions"
 
 
+def cache_path(generator, samples: int = DEFAULT_SAMPLES, seed: int = 0, folder: "str | Path" = "") -> Path:
+    """Where the PCA of ``generator``'s mapping network from ``samples`` z of ``seed`` is cached."""
+    return cache_dir(str(folder)) / f"pca-{mapping_hash(generator)[:24]}-n{samples}-s{seed}.npz"
+
+
 def cached_pca(generator, samples: int = DEFAULT_SAMPLES, seed: int = 0, folder: "str | Path" = "",
                batch: int = 1000) -> tuple[Directions, bool]:
     """(every PCA component, whether it came from the cache); computes and stores it when missing."""
-    folder = cache_dir(str(folder))
-    path = folder / f"pca-{mapping_hash(generator)[:24]}-n{samples}-s{seed}.npz"
+    path = cache_path(generator, samples, seed, folder)
     label = f"pca, {samples} samples"
     cached = _read_cache(path, int(generator.w_dim), label)
     if cached is not None:
@@ -119,8 +123,14 @@ def _write_cache(path: Path, directions: Directions) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        log.warning("directions: could not write the PCA cache %s (%s)", path, exc)
+        return
+    try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, vectors=directions.vectors, scales=directions.scales, ratios=directions.ratios)
         os.replace(tmp, path)
     except OSError as exc:
         log.warning("directions: could not write the PCA cache %s (%s)", path, exc)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -125,7 +125,8 @@ def parse_encode_size(size: Sequence[int] | str | None, demo: bool, min_side: in
 def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
                   tap_weights: Sequence[float] | None = None, weights: str | None = None,
                   allow_download: bool = False, demo: bool = False, device: str | torch.device = "cpu",
-                  encode_size: Sequence[int] | str | None = None, backbone: str = "auto") -> VisualEncoder:
+                  encode_size: Sequence[int] | str | None = None, backbone: str = "auto",
+                  observe_taps: Sequence[str] = ()) -> VisualEncoder:
     """Build a ready encoder, or raise EncoderError with one line saying what is wrong and how to fix it.
 
     ``backbone`` "auto" is VGG16 (the paper's), or DEMO_ENCODER's network when ``demo`` is set and no weights
@@ -137,6 +138,8 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
     Real weights are used in the demo too whenever they are there. ``encode_size`` (width, height) or "WxH";
     None/"" = 426x320 (the paper's 4:3), or DEMO_ENCODER's size when ``demo`` is set, to stay interactive;
     a ViT then takes the largest size of multiples of its patch within it (426x320 -> 420x308 for DINOv2).
+    ``observe_taps``: more taps the backbone computes without feeding z (e.g. ``fc3`` for the ImageNet
+    classes); :meth:`VisualEncoder.add_observer` callbacks receive them.
     """
     if not isinstance(z_dim, (int, np.integer)) or isinstance(z_dim, bool) or z_dim < 1:
         raise EncoderError(f"z_dim must be a positive integer, got {z_dim!r}")
@@ -147,6 +150,9 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
         taps = DEMO_ENCODER.taps if demo and name == DEMO_ENCODER.backbone else cls.DEFAULT_TAPS
     tap_list = parse_taps(taps, tap_weights)
     cls.check_taps([t.name for t in tap_list])
+    observe = tuple(t for t in observe_taps if t not in [tap.name for tap in tap_list])
+    if observe:
+        cls.check_taps(observe)
     try:
         dev = resolve_device(device)
     except DeviceUnavailable as exc:
@@ -156,14 +162,15 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
     if fitted != size:
         log.info("encoder: %s takes multiples of %d pixels: encoding at %dx%d instead of %dx%d",
                  name, cls.size_multiple, *fitted, *size)
-    model = cls([t.name for t in tap_list])
+    model = cls([t.name for t in tap_list] + list(observe))
     source, random_init = _load_weights(model, cls, weights, allow_download, demo)
     # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
     model = model.to(device=dev, memory_format=torch.channels_last)
     note = ""
     if auto and demo and random_init:
         note = (f"the demo's choice of network: {DEMO_ENCODER.why}; --encoder-backbone vgg16 for the paper's")
-    return VisualEncoder(model, int(z_dim), tap_list, fitted, dev, source, is_demo=random_init, note=note)
+    return VisualEncoder(model, int(z_dim), tap_list, fitted, dev, source, is_demo=random_init, note=note,
+                         observe=tuple(observe_taps))
 
 
 def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, allow_download: bool,
@@ -215,7 +222,8 @@ class VisualEncoder:
     """
 
     def __init__(self, backbone: Backbone, z_dim: int, taps: tuple[Tap, ...], encode_size: tuple[int, int],
-                 device: torch.device, weights_source: str, is_demo: bool, note: str = ""):
+                 device: torch.device, weights_source: str, is_demo: bool, note: str = "",
+                 observe: tuple[str, ...] = ()):
         self.backbone = backbone
         self.note = note  # why this backbone, when the encoder chose it (the demo's)
         self.z_dim = z_dim
@@ -234,6 +242,8 @@ class VisualEncoder:
         self._smoothers = {g: Smoother() for g in GROUPS}
         self._last: dict[str, torch.Tensor] | None = None
         self._last_t: float | None = None
+        self.observe = observe
+        self._observers: list[Callable[[str, torch.Tensor], None]] = []
         self._stats: dict[str, Any] = {"frames": 0, "ms": 0.0, "ms_backbone": 0.0, "ms_avg": 0.0,
                                        "errors": 0, "last_error": "", "layout": "whole"}
 
@@ -256,6 +266,7 @@ class VisualEncoder:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             backbone_ms = (time.perf_counter() - backbone_start) * 1000.0
+            self._notify(features)
             z_raw = self._reduce(features, layout)
             if not torch.isfinite(z_raw).all():
                 return self._fail("the backbone produced NaN/inf for this frame; kept the last latents")
@@ -265,6 +276,21 @@ class VisualEncoder:
         self._last, self._last_t = out, t
         self._record(start, backbone_ms)
         return out
+
+    def add_observer(self, fn: Callable[[str, torch.Tensor], None]) -> None:
+        """``fn(tap, tensor)`` for every ``observe`` tap of every encoded frame (encode thread; keep it cheap)."""
+        self._observers.append(fn)
+
+    def _notify(self, features: dict[str, torch.Tensor]) -> None:
+        for tap in self.observe:
+            for fn in self._observers:
+                try:
+                    fn(tap, features[tap])
+                except Exception as exc:  # noqa: BLE001 - an observer must not cost the frame its latents
+                    self._stats["errors"] += 1
+                    self._stats["last_error"] = f"observer of {tap}: {exc}"
+                    if self._stats["errors"] <= 3:
+                        log.warning("encoder: observer of %s failed: %s", tap, exc)
 
     def describe(self) -> str:
         taps = " + ".join(f"{t.name}x{t.weight:g}" for t in self.taps)

@@ -1,0 +1,124 @@
+"""The levers in a real engine built from settings: model mixing, bends, directions (lazy PCA), classes, and
+start-up errors that name the problem in one line."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from bridge.startup import build_engine, startup_errors
+from conftest import STYLEGAN_FIXTURES, wait_for
+from levers_cases import CONDITIONAL_FIXTURE, fixture, perturbed
+
+SG2 = str(STYLEGAN_FIXTURES / "sg2_tiny.pkl")
+
+
+def settings(tmp_path, **overrides):
+    return {"network": SG2, "source": "pattern", "source_size": "64x48", "osc_in": "off", "osc_out": [],
+            "oscquery": "off", "preview": "off", "demo_encoder": True, "encoder_size": "64x48",
+            "directions_cache": str(tmp_path / "cache"), **overrides}
+
+
+def frame(engine, **values) -> np.ndarray:
+    """Set live values and render one frame the way the render thread does (no camera latents)."""
+    for name, value in values.items():
+        engine.params.set(name, value)
+    rgb = engine._synthesize(engine.params.snapshot(), None, time.monotonic(), None)
+    assert rgb is not None, engine.stage_health.last_error
+    return rgb
+
+
+def direct(generator, seed: int = 0, psi: float = 0.7) -> np.ndarray:
+    from bridge import imageops
+
+    z = torch.from_numpy(np.random.RandomState(seed).randn(1, generator.z_dim)).float()
+    with torch.no_grad():
+        ws = generator.mapping.truncate(generator.mapping(z, None), psi)
+        return imageops.tensor_to_rgb(generator.synthesis(ws, noise_mode="const"))
+
+
+@pytest.fixture
+def network_b(tmp_path):
+    from bridge.stylegan import save_network
+
+    b = perturbed(fixture("sg2"), seed=21)
+    path, _ = save_network(b, tmp_path / "b.safetensors")
+    return b, str(path)
+
+
+def test_mix_bend_and_directions_through_the_engine(tmp_path, network_b):
+    b, path = network_b
+    engine = build_engine(settings(tmp_path, network_b=path, directions="sefa:8"))
+    try:
+        base = frame(engine)
+        assert np.array_equal(base, direct(fixture("sg2")))
+        assert np.array_equal(frame(engine, **{"model.mix": 1.0}), direct(b))  # network B, bit for bit
+        assert np.array_equal(frame(engine, **{"model.mix": 0.0}), base)
+        frame(engine, **{"bend.0.layer": "b8", "bend.0.kind": "flip_x", "bend.0.amount": 1.0})
+        assert np.array_equal(frame(engine), base)  # configured but not enabled
+        bent = frame(engine, **{"bend.0.enable": True})
+        assert np.abs(bent.astype(int) - base).mean() > 0.5
+        assert np.array_equal(frame(engine, **{"bend.0.enable": False}), base)
+        moved = frame(engine, **{"dir.0.amount": 8.0, "dir.0.layers": [0, 4]})
+        assert np.abs(moved.astype(int) - base).mean() > 0.5
+        assert np.array_equal(frame(engine, **{"dir.0.amount": 0.0}), base)
+        assert "directions" in engine.mixer.directions.directions.describe()
+        # Bends and the mix change the picture only on a parameter change: no continuous rendering for them.
+        assert not engine._animating()
+    finally:
+        engine.source.close()
+
+
+def test_pca_is_computed_lazily_off_the_render_thread(tmp_path):
+    engine = build_engine(settings(tmp_path, directions="pca:4", directions_samples=300))
+    try:
+        base = frame(engine)
+        assert engine.mixer.directions.directions is None and not list((tmp_path / "cache").glob("*.npz"))
+        frame(engine, **{"dir.1.amount": 3.0})  # the first use starts the PCA and renders at once
+        assert wait_for(lambda: engine.mixer.directions.directions is not None, timeout=60)
+        assert engine.mixer.directions.directions.count == 4
+        assert np.abs(frame(engine).astype(int) - base).mean() > 0.5
+        assert len(list((tmp_path / "cache").glob("pca-*-n300-s0.npz"))) == 1
+    finally:
+        engine.source.close()
+    # A second engine on the same model reads the cache at start-up.
+    engine = build_engine(settings(tmp_path, directions="pca:2", directions_samples=300))
+    try:
+        assert engine.mixer.directions.directions.count == 2
+    finally:
+        engine.source.close()
+
+
+def test_conditional_model_classes_through_the_engine(tmp_path):
+    engine = build_engine(settings(tmp_path, network=str(CONDITIONAL_FIXTURE), directions="off", classify=True,
+                                   class_map=["golden_retriever:3", "281:1"]))
+    try:
+        first = frame(engine, **{"class.a": 0})
+        assert not np.array_equal(first, frame(engine, **{"class.a": 2}))
+        assert np.array_equal(frame(engine, **{"class.a": 0}), first)
+        halfway = frame(engine, **{"class.b": 2, "class.blend": 0.5})
+        assert not np.array_equal(halfway, first)
+        # classify: the encoder computes fc3 and the class source sees its probabilities.
+        rgb = (np.random.RandomState(0).rand(48, 64, 3) * 255).astype(np.uint8)
+        engine.encoder.encode(rgb, engine.params.snapshot())
+        top = engine.mixer.classes.top
+        assert len(top) == 5 and all(0 <= i < 1000 for i, _ in top) and top[0][1] >= top[-1][1]
+    finally:
+        engine.source.close()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"network_b": str(STYLEGAN_FIXTURES / "sg3t_tiny.pkl")},
+     "cannot mix with the network: arch 'stylegan3' differs from the network's 'stylegan2'"),
+    ({"network_b": "/nonexistent/b.pkl"}, "network_b: "),
+    ({"directions": "ica:3"}, "use pca:K, sefa:K"),
+    ({"directions": "/nonexistent/d.npy"}, "cannot open"),
+    ({"class_map": ["207:1"]}, "not conditional"),
+])
+def test_bad_lever_settings_stop_start_up_with_one_line(tmp_path, overrides, message):
+    with pytest.raises(startup_errors()) as info:
+        build_engine(settings(tmp_path, **overrides))
+    text = str(info.value)
+    assert message in text and "\n" not in text
