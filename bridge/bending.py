@@ -139,6 +139,10 @@ def _channel_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def bend_features(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
     """``kind`` applied with ``amount`` to every channel of x (N, C, H, W); a new tensor (see the module doc)."""
     a = float(amount)
+    if kind not in KINDS:
+        raise BendError(f"kind {kind!r}: one of {', '.join(KINDS)}")
+    if a == 0.0:
+        return x.clone()  # every kind's identity, exactly (resampling would round the coordinates)
     height, width = x.shape[-2], x.shape[-1]
     if kind == "rotate":
         t = math.radians(a * 180.0)

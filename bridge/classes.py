@@ -29,13 +29,26 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
 
 IMAGENET_FILE = Path(__file__).parent / "assets" / "imagenet_classes.txt"
 TOP_K = 5
 MAX_DECLARED = 200  # distinct class signals declared over a show (each seen class stays declared)
+
+
+def _signal_specs() -> tuple:
+    """Every signal this module can publish (the signal catalogue lists them, so show-file routes can name
+    any class; the bus declares a class only once it has been among the top ones)."""
+    from bridge.signals import SignalSpec
+
+    fixed = (SignalSpec(name="scene.class.top1_id", low=0.0, high=999.0, source="classes",
+                        description="ImageNet id of the most likely class in the camera picture (VGG16 fc3)"),
+             SignalSpec(name="scene.class.top1_p", low=0.0, high=1.0, source="classes",
+                        description="Probability of the most likely ImageNet class"))
+    return fixed + tuple(SignalSpec(name=f"scene.class.{safe}", low=0.0, high=1.0, source="classes",
+                                    description=f"Probability of ImageNet class {i} ({imagenet_names()[i]})")
+                         for i, safe in enumerate(signal_names()))
 
 
 class ClassMapError(ValueError):
@@ -139,12 +152,17 @@ class ClassSource:
         return one_hot_blend(self.c_dim, a, b, float(snapshot.get("class.blend", 0.0)))
 
     # -- per encoded frame (encode thread) --------------------------------------------------------
-    def observe_logits(self, logits: torch.Tensor) -> None:
-        """ImageNet logits (1000,) or (N, 1000) of the newest frame: update the scene c and the signals."""
-        row = logits.detach().reshape(-1, logits.shape[-1])[0].float().cpu()
-        if row.shape[0] != 1000:
+    def observe_logits(self, logits) -> None:
+        """ImageNet logits (1000,) or (N, 1000) of the newest frame (a tensor or an array): update the scene c
+        and the signals."""
+        if hasattr(logits, "detach"):
+            logits = logits.detach().float().cpu().numpy()
+        array = np.asarray(logits, dtype=np.float64)
+        row = array.reshape(-1, array.shape[-1])[0]
+        if row.shape[0] != 1000 or not np.isfinite(row).all():
             return
-        p = torch.softmax(row, dim=0).numpy().astype(np.float64)
+        p = np.exp(row - row.max())
+        p /= p.sum()
         top = np.argsort(p)[::-1][:TOP_K]
         self.top = [(int(i), float(p[i])) for i in top]
         if self.c_dim and self.class_map:
@@ -157,19 +175,11 @@ class ClassSource:
         self._publish(p, top)
 
     def _declare_fixed(self) -> None:
-        from bridge.signals import SignalSpec
-
-        self.bus.declare(SignalSpec(name="scene.class.top1_id", low=0.0, high=999.0, unit="",
-                                    description="ImageNet id of the most likely class in the camera picture (VGG16 fc3)",
-                                    source="classes"))
-        self.bus.declare(SignalSpec(name="scene.class.top1_p", low=0.0, high=1.0, unit="",
-                                    description="Probability of the most likely ImageNet class", source="classes"))
+        self.bus.declare(*SIGNALS[:2])
 
     def _publish(self, p: np.ndarray, top: np.ndarray) -> None:
         if self.bus is None:
             return
-        from bridge.signals import SignalSpec
-
         names = signal_names()
         values: dict[str, float] = {"scene.class.top1_id": float(top[0]), "scene.class.top1_p": float(p[top[0]])}
         current = set()
@@ -178,8 +188,7 @@ class ClassSource:
             if name not in self._declared:
                 if len(self._declared) >= MAX_DECLARED:
                     continue
-                self.bus.declare(SignalSpec(name=name, low=0.0, high=1.0, unit="", source="classes",
-                                            description=f"Probability of ImageNet class {i} ({imagenet_names()[i]})"))
+                self.bus.declare(SIGNALS[2 + int(i)])
                 self._declared.add(name)
             values[name] = float(p[i])
             current.add(int(i))
@@ -187,3 +196,6 @@ class ClassSource:
             values[f"scene.class.{names[i]}"] = 0.0
         self._published = current
         self.bus.publish_many(values, source="classes")
+
+
+SIGNALS = _signal_specs()

@@ -40,6 +40,7 @@ SIGNAL_MODULES: tuple[str, ...] = (
     "bridge.scene.motion",
     "bridge.scene.depth",
     "bridge.audio.service",
+    "bridge.classes",
 )
 
 

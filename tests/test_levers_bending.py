@@ -23,7 +23,8 @@ def _ramp(n=1, c=2, h=8, w=8) -> torch.Tensor:
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_is_the_identity_at_amount_zero(kind):
     x = torch.randn(2, 3, 9, 9)
-    assert torch.equal(bend_features(x, kind, 0.0), x) or torch.allclose(bend_features(x, kind, 0.0), x, atol=1e-6)
+    assert torch.equal(bend_features(x, kind, 0.0), x)
+    assert torch.allclose(bend_features(x, kind, 1e-4), x, atol=0.05)  # and continuous around it
 
 
 def test_translate_shifts_by_whole_pixels_with_zeros_in():

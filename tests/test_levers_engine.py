@@ -92,8 +92,9 @@ def test_pca_is_computed_lazily_off_the_render_thread(tmp_path):
 
 
 def test_conditional_model_classes_through_the_engine(tmp_path):
+    route = {"from": "scene.class.top1_p", "to": "bend.0.amount", "range": [0.0, 1.0]}
     engine = build_engine(settings(tmp_path, network=str(CONDITIONAL_FIXTURE), directions="off", classify=True,
-                                   class_map=["golden_retriever:3", "281:1"]))
+                                   class_map=["golden_retriever:3", "281:1"], route=[route]))
     try:
         first = frame(engine, **{"class.a": 0})
         assert not np.array_equal(first, frame(engine, **{"class.a": 2}))
@@ -105,6 +106,14 @@ def test_conditional_model_classes_through_the_engine(tmp_path):
         engine.encoder.encode(rgb, engine.params.snapshot())
         top = engine.mixer.classes.top
         assert len(top) == 5 and all(0 <= i < 1000 for i, _ in top) and top[0][1] >= top[-1][1]
+        # ... and publishes the top classes as signals, which routes carry onto any lever.
+        from bridge.classes import signal_names
+
+        values = engine.signals.values()
+        assert values["scene.class.top1_id"] == top[0][0] and values["scene.class.top1_p"] == pytest.approx(top[0][1])
+        assert values[f"scene.class.{signal_names()[top[1][0]]}"] == pytest.approx(top[1][1])
+        routed = engine.routes.evaluate(dict(engine.params.snapshot()), values, time.monotonic())
+        assert routed["bend.0.amount"] == pytest.approx(top[0][1], abs=1e-6)
     finally:
         engine.source.close()
 
