@@ -161,8 +161,10 @@ def bend_features(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
         r = round(abs(a) * min(height, width) / 4)
         if r == 0:
             return x.clone()
-        sign = 1.0 if kind == "dilate" else -1.0
-        return sign * F.max_pool2d(sign * x, kernel_size=2 * r + 1, stride=1, padding=r)
+        sign = 1.0 if kind == "dilate" else -1.0  # erosion = -dilation(-x)
+        # The max over a square is the max over its rows of the max over its columns: 2k compares, not k * k.
+        y = F.max_pool2d(sign * x, kernel_size=(2 * r + 1, 1), stride=1, padding=(r, 0))
+        return sign * F.max_pool2d(y, kernel_size=(1, 2 * r + 1), stride=1, padding=(0, r))
     if kind == "invert":
         lo, hi = _channel_range(x)
         return torch.lerp(x, lo + hi - x, abs(a))

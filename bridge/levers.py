@@ -40,6 +40,7 @@ class Levers:
         self.bender = None
         self.mixer = None
         self._pca_thread: threading.Thread | None = None
+        self._bus = None
 
     def attach(self, engine) -> None:
         from bridge.bending import Bender
@@ -47,11 +48,18 @@ class Levers:
         from bridge.model_mix import ModelMixer
 
         latents = engine.mixer
+        self._bus = getattr(engine, "signals", None)
         if self.directions is not None:
             latents.directions.set(self.directions)
             log.info("directions: %s", self.directions.describe())
         elif _method(self.settings) == "pca":
             latents.directions.request = self._start_pca
+            if self._bus is not None:
+                from bridge.signals import SignalSpec
+
+                self._bus.declare(SignalSpec(name="directions.ready", source="directions",
+                                             description="1 once the PCA directions are computed (0 until then)"))
+                self._bus.publish("directions.ready", 0.0)
         if self.network_b is not None:
             self.mixer = ModelMixer(engine.generator, self.network_b)
             engine.add_manipulation(self.mixer)
@@ -84,6 +92,8 @@ class Levers:
                 return
             slots.set(directions)
             log.info("directions: %s", directions.describe())
+            if self._bus is not None:  # a signal change also makes the engine render the now-active slots
+                self._bus.publish("directions.ready", 1.0)
 
         log.info("directions: computing %s from %d samples in the background", spec, samples)
         self._pca_thread = threading.Thread(target=work, name="directions-pca", daemon=True)

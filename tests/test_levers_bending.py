@@ -71,6 +71,10 @@ def test_dilate_and_erode_are_max_and_min_filters():
     block[0, 0, 2:6, 2:6] = 1.0
     shrunk = bend_features(block, "erode", 0.5)
     assert shrunk.sum() == 4 and torch.all(shrunk[0, 0, 3:5, 3:5] == 1)
+    x = torch.randn(2, 3, 16, 16)  # the separable filter equals the square one
+    for kind, sign in (("dilate", 1.0), ("erode", -1.0)):
+        square = sign * torch.nn.functional.max_pool2d(sign * x, kernel_size=5, stride=1, padding=2)
+        assert torch.equal(bend_features(x, kind, 0.5), square)
 
 
 def test_invert_threshold_ablate():

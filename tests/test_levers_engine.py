@@ -76,8 +76,10 @@ def test_pca_is_computed_lazily_off_the_render_thread(tmp_path):
     try:
         base = frame(engine)
         assert engine.mixer.directions.directions is None and not list((tmp_path / "cache").glob("*.npz"))
+        assert engine.signals.value("directions.ready") == 0.0
         frame(engine, **{"dir.1.amount": 3.0})  # the first use starts the PCA and renders at once
         assert wait_for(lambda: engine.mixer.directions.directions is not None, timeout=60)
+        assert wait_for(lambda: engine.signals.value("directions.ready") == 1.0, timeout=5)
         assert engine.mixer.directions.directions.count == 4
         assert np.abs(frame(engine).astype(int) - base).mean() > 0.5
         assert len(list((tmp_path / "cache").glob("pca-*-n300-s0.npz"))) == 1
@@ -131,3 +133,45 @@ def test_bad_lever_settings_stop_start_up_with_one_line(tmp_path, overrides, mes
         build_engine(settings(tmp_path, **overrides))
     text = str(info.value)
     assert message in text and "\n" not in text
+
+
+def test_every_lever_reaches_the_cli_table_oscquery_and_touchdesigner():
+    import importlib.util
+    import json
+
+    from bridge.commands.params import markdown
+    from bridge.osc.oscquery import build_tree, find_node
+    from bridge.params import BEND_SLOTS, DIRECTION_SLOTS, PARAMS, ParamStore
+    from conftest import REPO
+
+    levers = [f"dir.{i}.{k}" for i in range(DIRECTION_SLOTS) for k in ("amount", "component", "layers")]
+    levers += [f"bend.{i}.{k}" for i in range(BEND_SLOTS)
+               for k in ("enable", "amount", "kind", "layer", "channels", "mask")]
+    levers += ["model.mix", "model.swap", "class.a", "class.b", "class.blend", "class.source"]
+    table = markdown()
+    tree = build_tree(ParamStore())
+    spec = importlib.util.spec_from_file_location("build_vrbridge", REPO / "td_project" / "build_vrbridge.py")
+    td = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(td)
+    labels = {s["label"]: s for s in td.plan(td.rows_from_table(json.loads(json.dumps([p.to_dict() for p in PARAMS]))))}
+    for name in levers:
+        address = "/vrb/" + name.replace(".", "/")
+        assert f"`{address}`" in table, name
+        assert find_node(tree, address) is not None, name
+        assert name in labels, name
+    assert {labels["dir.0.amount"]["page"], labels["bend.3.kind"]["page"], labels["model.mix"]["page"],
+            labels["class.blend"]["page"]} == {"Directions", "Bending", "Model", "Classes"}
+    for startup in ("directions", "directions_samples", "directions_cache", "network_b", "classify", "class_map"):
+        assert f"| `{startup}` |" in table
+
+
+def test_the_guides_show_file_example_loads(tmp_path):
+    from bridge.config import load_show_file
+    from conftest import REPO
+
+    text = (REPO / "docs" / "levers.md").read_text(encoding="utf-8")
+    block = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "show.toml").write_text(block)
+    values = load_show_file(str(tmp_path / "show.toml"))
+    assert values["classify"] is True and values["class.source"] == "camera"
+    assert values["class_map"] == ("golden_retriever:3", "tabby:1", "281:1")

@@ -14,4 +14,5 @@ SUITES: dict[str, str] = {
     "scene": "bridge.bench.scene",
     "audio": "bridge.bench.audio",
     "panel": "bridge.bench.panel",
+    "levers": "bridge.bench.levers",
 }

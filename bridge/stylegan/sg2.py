@@ -27,6 +27,9 @@ num_fp16_res resolutions), with the non-fused modulation for batches > 1 there (
 per-frame-invariant work hoisted: the weights' fp16 pre-normalisation and cast, const noise times strength
 and the filter casts are cached until the source tensor changes (in place or replaced). CPU always runs the
 plain float32 path. Kernel launches per layer remain (no CUDA graphs).
+
+Bend points: each SynthesisBlock has a ``bend`` attribute (None, or features -> features) applied to its
+features after conv1 and before its ToRGB; bridge.bending sets it. None is the plain forward pass.
 """
 from __future__ import annotations
 

@@ -36,6 +36,9 @@ Two execution paths with the same weights:
     2**num_fp16_res > img_resolution). CPU stays float32 and is 3-7x faster than plain at full size.
 Both paths are pinned to NVIDIA's outputs on CPU by the fixture tests; on CUDA a test pins fast == plain
 within fp16 tolerance.
+
+Bend points: ``input`` and every layer have a ``bend`` attribute (None, or features -> features) that the
+network applies to their output; bridge.bending sets it. None is the plain forward pass.
 """
 from __future__ import annotations
 
