@@ -198,8 +198,11 @@ def _build_encoder(settings: Mapping[str, Any], generator, device: str, demo: bo
     for kwarg, row in optional.items():
         if settings.get(row):
             kwargs[kwarg] = tuple(settings[row]) if isinstance(settings[row], (list, tuple)) else settings[row]
-    if settings.get("classify"):
-        kwargs["observe_taps"] = ("fc3",)  # VGG16's ImageNet logits, for scene.class.* (bridge.classes)
+    if settings.get("classify"):  # VGG16's ImageNet logits, for scene.class.* (bridge.classes)
+        if settings.get("encoder_backbone") not in ("", "auto", "vgg16", None):
+            raise StartupError(f"classify needs the vgg16 encoder backbone (its fc3 ImageNet classes), not "
+                               f"{settings['encoder_backbone']}")
+        kwargs["backbone"], kwargs["observe_taps"] = "vgg16", ("fc3",)
     return build_encoder(**kwargs)
 
 
