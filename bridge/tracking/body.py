@@ -67,7 +67,7 @@ def _signal_specs():
         "present": "1 while an active performer is tracked", "count": "people in view",
     }
     signed = {"left_hand_up", "right_hand_up", "lean"}
-    return tuple(SignalSpec(f"body.{name}", -1.0 if name in signed else 0.0, 4.0 if name == "count" else 1.0,
+    return tuple(SignalSpec(f"body.{name}", -1.0 if name in signed else 0.0, 6.0 if name == "count" else 1.0,
                             "", description, "pose") for name, description in text.items())
 
 
