@@ -517,6 +517,12 @@ PARAMS: tuple[Param, ...] = (
        choices=("mediapipe", "osc"), group="startup", live=False, telemetry=False),
     _P("pose_max", "int", 2, "Most people MediaPipe tracks at once (the performer lock picks one of them).",
        min=1, max=6, group="startup", live=False, telemetry=False),
+    _P("pose_hz", "float", 15.0,
+       "Most pose trackings per second (the tracker's own thread; fewer leave more of a small machine to "
+       "rendering; 0 = every camera frame). Signals are smoothed in time, so they stay continuous.",
+       min=0.0, max=240.0, unit="Hz", group="startup", live=False, telemetry=False),
+    _P("face_hz", "float", 15.0, "Most face trackings per second (as pose_hz).",
+       min=0.0, max=240.0, unit="Hz", group="startup", live=False, telemetry=False),
     _P("face_max", "int", 1, "Most faces MediaPipe tracks at once (the performer lock picks one of them).",
        min=1, max=4, group="startup", live=False, telemetry=False),
     # ---- scene and sound analysers (bridge/scene, bridge/audio): signals scene.*, audio.* -----------

@@ -202,6 +202,27 @@ def test_the_threaded_tracker_takes_the_newest_frame_and_never_blocks_submit():
     assert t.stats()["status"] == "closed"
 
 
+def test_max_hz_caps_how_often_the_thread_tracks():
+    """pose_hz: on a small machine the tracker leaves the cores to rendering between trackings."""
+    params = dict(DEFAULTS)
+    t = MediaPipePoseTracker(load_model("pose"), lambda: params, num_poses=1, max_hz=4.0)
+    _OPEN.append(t)
+    t.start()
+    deadline = time.monotonic() + 30
+    while t.stats()["frames"] == 0 and time.monotonic() < deadline:  # the graph is built on the first frame
+        t.submit(Frame(rgb=PHOTO, index=0, t_capture=time.monotonic()))
+        time.sleep(0.05)
+    first = t.stats()["frames"]
+    t0 = time.monotonic()
+    i = 1
+    while time.monotonic() - t0 < 1.5:  # a 30 fps camera for 1.5 s
+        t.submit(Frame(rgb=PHOTO, index=i, t_capture=time.monotonic()))
+        i += 1
+        time.sleep(1 / 30)
+    tracked = t.stats()["frames"] - first
+    assert 1 <= tracked <= 7, tracked  # 4 Hz: about 6 in 1.5 s, not 45
+
+
 def test_no_model_download_is_attempted():
     events, watching = [], [True]
 

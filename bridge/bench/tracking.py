@@ -216,16 +216,16 @@ def _performer_clip(n: int) -> list[np.ndarray]:
     return frames
 
 
-def _worker(task: str, num: int):
+def _worker(task: str, num: int, max_hz: float = 0.0):
     from bridge.tracking.model import load_model
 
     if task == "pose":
         from bridge.tracking.mediapipe_pose import MediaPipePoseTracker
 
-        return MediaPipePoseTracker(load_model("pose"), num_poses=num)
+        return MediaPipePoseTracker(load_model("pose"), num_poses=num, max_hz=max_hz)
     from bridge.tracking.mediapipe_face import MediaPipeFaceTracker
 
-    return MediaPipeFaceTracker(load_model("face"), num_faces=num)
+    return MediaPipeFaceTracker(load_model("face"), num_faces=num, max_hz=max_hz)
 
 
 def _time_frames(tracker, frames: list[np.ndarray], n: int, warmup: int = 5) -> tuple[list[float], int]:
@@ -334,12 +334,14 @@ def _engine_rows(torch, device: str, seconds: float, frames: list[np.ndarray]) -
     generator = Generator.from_config(demo_config(), seed=0).to(device).eval().requires_grad_(False)
     encoder = build_encoder(z_dim=generator.z_dim, demo=True, device=device)
     rows = []
-    for label, with_trackers in (("engine fps, no trackers", False), ("engine fps, hands + pose + face", True)):
+    for label, with_trackers, hz in (("engine fps, no trackers", False, 0.0),
+                                     ("engine fps, hands + pose + face", True, 0.0),
+                                     ("engine fps, hands + pose + face, pose/face at 15 Hz", True, 15.0)):
         sink = CountingSink()
         engine = Engine(ParamStore(), generator, encoder, _ClipSource(frames), [sink], device=device)
         trackers = []
         if with_trackers:
-            trackers = [MediaPipeHandTracker(load_hand_model(), num_hands=1), _worker("pose", 1), _worker("face", 1)]
+            trackers = [MediaPipeHandTracker(load_hand_model(), num_hands=1), _worker("pose", 1, hz), _worker("face", 1, hz)]
             for tracker in trackers:
                 engine.add_tracker(tracker)
         engine.start()

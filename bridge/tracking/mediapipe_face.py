@@ -24,8 +24,8 @@ class MediaPipeFaceTracker(FrameWorker):
     kind = "face"
 
     def __init__(self, model: bytes, params: ParamsFn | None = None, bus=None, num_faces: int = 1,
-                 min_confidence: float = 0.5) -> None:
-        super().__init__(params, bus)
+                 min_confidence: float = 0.5, max_hz: float = 0.0) -> None:
+        super().__init__(params, bus, max_hz)
         self._model = model
         self.num_faces = int(num_faces)
         self.min_confidence = float(min_confidence)

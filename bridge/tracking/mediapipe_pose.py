@@ -22,8 +22,8 @@ class MediaPipePoseTracker(FrameWorker):
     kind = "pose"
 
     def __init__(self, model: bytes, params: ParamsFn | None = None, bus=None, num_poses: int = 2,
-                 min_confidence: float = 0.5) -> None:
-        super().__init__(params, bus)
+                 min_confidence: float = 0.5, max_hz: float = 0.0) -> None:
+        super().__init__(params, bus, max_hz)
         self._model = model
         self.num_poses = int(num_poses)
         self.min_confidence = float(min_confidence)

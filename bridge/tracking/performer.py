@@ -60,10 +60,12 @@ def _mediapipe(task: str, engine, params, settings: Mapping[str, Any], error):
     if task == "pose":
         from bridge.tracking.mediapipe_pose import MediaPipePoseTracker
 
-        return MediaPipePoseTracker(model, params, engine.signals, num_poses=int(settings.get("pose_max", 2)))
+        return MediaPipePoseTracker(model, params, engine.signals, num_poses=int(settings.get("pose_max", 2)),
+                                    max_hz=float(settings.get("pose_hz", 15.0)))
     from bridge.tracking.mediapipe_face import MediaPipeFaceTracker
 
-    return MediaPipeFaceTracker(model, params, engine.signals, num_faces=int(settings.get("face_max", 1)))
+    return MediaPipeFaceTracker(model, params, engine.signals, num_faces=int(settings.get("face_max", 1)),
+                                max_hz=float(settings.get("face_hz", 15.0)))
 
 
 def _osc_input(engine, params, wanted: list[str], error):

@@ -1,7 +1,9 @@
 """What the pose and face trackers share: a MediaPipe task on its own thread, fed the newest camera frame.
 
 The engine's capture thread calls :meth:`FrameWorker.submit` with every frame; that only replaces the frame in
-a single-slot box (newest wins), so a slow tracker runs at its own rate and never slows capture or render. The
+a single-slot box (newest wins), so a slow tracker runs at its own rate and never blocks capture or render. On
+a small machine the trackers still share the cores with the render loop; ``max_hz`` (``pose_hz``, ``face_hz``)
+caps how often one runs, leaving the rest of the time to rendering. The
 thread runs :meth:`FrameWorker.process`, which checks the frame, gives MediaPipe strictly increasing
 timestamps (VIDEO mode refuses anything else: the capture time, nudged 1 ms forward when two frames would
 share a millisecond), times the call and hands the result to the subclass's :meth:`_take`.
@@ -36,9 +38,10 @@ class FrameWorker:
 
     kind = "tracker"
 
-    def __init__(self, params: ParamsFn | None = None, bus=None) -> None:
+    def __init__(self, params: ParamsFn | None = None, bus=None, max_hz: float = 0.0) -> None:
         self._params = params or (lambda: DEFAULTS)
         self.bus = bus
+        self.max_hz = float(max_hz)  # at most this many frames a second on the thread (0 = every new frame)
         self._landmarker = None
         self._box: Latest[Frame] = Latest()
         self._stop = threading.Event()
@@ -158,8 +161,11 @@ class FrameWorker:
             seq, frame = self._box.get(seq, timeout=0.25)
             if frame is None:
                 continue
+            started = time.monotonic()
             try:
                 self.process(frame)
             except Exception as exc:  # noqa: BLE001 - a bad frame or a MediaPipe hiccup skips one frame
                 self.record_error("track", exc)
+            if self.max_hz > 0:  # leave the cores to the render loop until the next tracking is due
+                self._stop.wait(max(0.0, 1.0 / self.max_hz - (time.monotonic() - started)))
         self._release()
