@@ -269,6 +269,20 @@ def test_phone_and_desktop_layouts(running, browser, tmp_path):
         assert img.std() > 10  # not a blank page
 
 
+def test_midi_learn_is_armed_from_the_panel(running, browser):
+    engine, _ = running
+    _open(browser, engine.control_panel.preview.url + "control")
+    armed = []
+    listener = lambda name, value, source: armed.append((value, source)) if name == "midi.learn" else None  # noqa: E731
+    engine.params.add_listener(listener)
+    try:
+        _click(browser, browser.find_element("id", "learn"))
+        _click(browser, browser.find_element("css selector", 'label[for="p-psi"]'))
+        assert wait_until(lambda: ("psi", "panel") in armed, 5.0)
+    finally:
+        engine.params.remove_listener(listener)
+
+
 if __name__ == "__main__":  # python tests/test_control_panel.py --screenshots docs/   (the images in docs/)
     import sys
     import tempfile

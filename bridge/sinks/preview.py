@@ -289,7 +289,7 @@ def make(arg: str = "", status: Callable[[], dict] | None = None, demo_notice: s
         raise SinkUnavailable(f"preview: {exc}") from None
     sink = PreviewSink(host, port, status=status, demo_notice=demo_notice, access=access)
     if not access.local:
-        shown = "localhost" if host in ("0.0.0.0", "::") else host
+        shown = "THIS-MACHINE" if host in ("0.0.0.0", "::") else host
         log.warning("preview listens on %s: reachable from other machines; %s needs the token: "
                     "http://%s:%d/control?token=%s%s", host, "control" if public_view else "viewing and control",
                     shown, sink.port, access.token,
