@@ -1,7 +1,8 @@
 """Building an engine from settings (show file + flags, see :mod:`bridge.config`).
 
-Cheap checks first, so a mistyped path or a missing device is one line before torch loads a model: the
-source is opened, then the device resolved, then the network and the encoder are loaded. Other packages
+Cheap checks first, so a busy port, a mistyped path or a missing device is one line before torch loads a
+model: ports and named files are checked (:mod:`bridge.preflight`), the source is opened, then the device
+resolved, then the network and the encoder are loaded. Other packages
 (OSC, tracking, the signal sources) plug themselves in through their ``attach(engine, settings)``.
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ import importlib
 import sys
 from typing import Any, Mapping
 
-from bridge import imageops
+from bridge import imageops, preflight
 from bridge.demo import DEMO_NOTICE, DEMO_SEED
 from bridge.engine import Engine
 from bridge.manipulate import tensor_levers
@@ -56,6 +57,10 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     packages = _packages_to_attach(settings)  # a mistyped tracker is one line before anything loads
     demo = not settings["network"]
     resolution = _parse_resolution(settings["resolution"])
+    try:
+        preflight.check(settings)  # busy ports and missing files: before the camera, the device and the model
+    except preflight.PreflightError as exc:
+        raise StartupError(str(exc)) from None
     source = _make_source(settings)
     source.open()  # cheap checks first: a mistyped path fails before torch loads and the model is read
     try:

@@ -159,7 +159,8 @@ class OscServer:
             sock.close()
             from bridge.cli import UserError
 
-            raise UserError(f"osc_in: cannot listen on {self.host}:{self.port} ({exc.strerror or exc})") from None
+            raise UserError(f"osc_in: cannot listen on {self.host}:{self.port} ({exc.strerror or exc}); choose "
+                            f"another port with --osc-in {self.host}:PORT, or --osc-in off") from None
         sock.setblocking(False)
         self._sock = sock
         self.port = sock.getsockname()[1]
