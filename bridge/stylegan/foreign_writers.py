@@ -85,6 +85,8 @@ def tf_variables(generator) -> tuple[dict, dict, dict, dict]:
         kwargs["resample_kernel"] = list(syn_cfg["resample_filter"])
     if map_cfg.get("lr_multiplier", 0.01) != 0.01:
         kwargs["mapping_lrmul"] = map_cfg["lr_multiplier"]
+    if not syn_cfg.get("use_noise", True):
+        kwargs["use_noise"] = False
     if syn_cfg.get("conv_clamp") is not None:
         kwargs["conv_clamp"] = syn_cfg["conv_clamp"]
     return kwargs, top, mapping, synthesis

@@ -206,7 +206,8 @@ def convert_tf_generator(net: TFNetworkRecord, source: str = "TensorFlow pickle"
     synthesis_kwargs = {
         "channel_base": layout[0], "channel_max": layout[1], "architecture": architecture,
         "resample_filter": [float(v) for v in np.asarray(resample_kernel).ravel()],
-        "use_noise": bool(kwargs.get("use_noise", True)), "activation": kwargs.get("nonlinearity") or "lrelu",
+        "use_noise": "synthesis/4x4/Conv/noise_strength" in params,  # from the variables, not a kwarg
+        "activation": kwargs.get("nonlinearity") or "lrelu",
         "conv_clamp": kwargs.get("conv_clamp"), "num_fp16_res": int(kwargs.get("num_fp16_res") or 0),
     }
     if np.asarray(resample_kernel).ndim != 1:
