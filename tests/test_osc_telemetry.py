@@ -2,6 +2,7 @@
 CHOP-friendly names, rate limiting, heartbeat and rate-limited error answers."""
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
@@ -14,7 +15,7 @@ from bridge.frames import HAND_LANDMARK_NAMES, FrameReport, Hand, Keypoints
 from bridge.osc import codec
 from bridge.osc.telemetry import Telemetry
 from bridge.params import ParamStore
-from conftest import require_tool
+from conftest import free_port, require_tool
 from test_osc_support import Collector
 
 
@@ -153,3 +154,26 @@ def test_oscdump_reads_telemetry():
     assert "/vrb/frame i 42" in text
     assert '/vrb/error ss "range" "seed: -1 is outside' in text
     assert "/vrb/h1/wrist/x f 0.1" in text
+
+
+def test_a_second_engine_sending_to_the_same_target_is_warned_about(caplog):
+    from bridge.osc.telemetry import Telemetry
+    from bridge.params import ParamStore
+
+    port = free_port()
+    first = Telemetry(ParamStore(), [("127.0.0.1", port)])
+    second = Telemetry(ParamStore(), [("127.0.0.1", port)])
+    third = None
+    with caplog.at_level("WARNING"):
+        first.start()
+        second.start()
+        warned = [r.getMessage() for r in caplog.records if "already sends to" in r.getMessage()]
+        second.close()
+        first.close()  # the first engine stops: its claim goes with it
+        caplog.clear()
+        third = Telemetry(ParamStore(), [("127.0.0.1", port)])
+        third.start()
+        third.close()
+    assert len(warned) == 1 and f"127.0.0.1:{port}" in warned[0] and f"pid {os.getpid()}" in warned[0]
+    assert "--osc-out 127.0.0.1:PORT" in warned[0]
+    assert not [r for r in caplog.records if "already sends to" in r.getMessage()]

@@ -23,9 +23,13 @@ Every datagram is a bundle of at most 1472 bytes (split as needed), so nothing i
 from __future__ import annotations
 
 import logging
+import os
 import socket
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
@@ -155,6 +159,7 @@ class Telemetry:
         self.counts = dict.fromkeys(("reports", "skipped", "bundles", "bytes", "heartbeats", "errors_sent",
                                      "errors_suppressed", "send_errors", "oversize"), 0)
         self.last_build_ms = 0.0
+        self._claims: list[TargetClaim] = []
 
     # -- wiring ----------------------------------------------------------------------------------------
     def add_provider(self, fn: Provider, every_frame: bool = False) -> None:
@@ -195,6 +200,7 @@ class Telemetry:
 
     # -- service ---------------------------------------------------------------------------------------
     def start(self) -> None:
+        self._claims = [claim for target in self.targets if (claim := TargetClaim.take(*target)) is not None]
         self._thread = threading.Thread(target=self._run, name="osc-out", daemon=True)
         self._thread.start()
         log.info("OSC telemetry to %s", ", ".join(f"{h}:{p}" for h, p in self.targets))
@@ -205,6 +211,9 @@ class Telemetry:
         if self._thread is not None:
             self._thread.join(2.0)
         self._sock.close()
+        for claim in self._claims:
+            claim.release()
+        self._claims = []
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "dropped": self._box.dropped, "build_ms": round(self.last_build_ms, 3),
@@ -275,3 +284,60 @@ class Telemetry:
                     self.counts["bytes"] += len(data)
                 except OSError:  # nobody listening yet, or the network went away: keep going
                     self.counts["send_errors"] += 1
+
+
+class TargetClaim:
+    """A lock file per telemetry target, so a second engine sending to the same HOST:PORT is noticed.
+
+    Two engines feeding one receiver interleave their frames and values on the same addresses (TouchDesigner
+    shows channels jumping between two engines). Nothing on the wire can tell, so each engine holds an OS
+    file lock named after the target while it sends; the OS drops the lock when the process ends, however it
+    ends. A target already claimed gives a warning (the engine still sends: the user may mean it).
+    """
+
+    def __init__(self, fh) -> None:
+        self._fh = fh
+
+    @classmethod
+    def take(cls, host: str, port: int) -> "TargetClaim | None":
+        path = Path(tempfile.gettempdir()) / f"vrbridge-telemetry-{host}-{port}.lock"
+        try:
+            fh = open(path, "a+", encoding="ascii")
+        except OSError:
+            return None  # no writable temp dir: nothing to compare with, nothing to warn about
+        if not _lock(fh):
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            fh.close()
+            log.warning("telemetry: another engine (pid %s) already sends to %s:%d; a receiver there gets both "
+                        "streams mixed on the same addresses. Give this one its own port: --osc-out %s:PORT",
+                        holder, host, port, host)
+            return None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        return cls(fh)
+
+    def release(self) -> None:
+        try:
+            self._fh.close()  # closing drops the lock
+        except OSError:
+            pass
+
+
+def _lock(fh) -> bool:
+    """Exclusive, non-blocking lock on an open file; whether we got it."""
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
