@@ -457,3 +457,31 @@ def test_tf_architecture_options_match_the_independent_forward(tmp_path, synthes
         img = load_network(path)(torch.from_numpy(z), truncation_psi=0.7)
     assert float(ref.std()) > 0.05
     assert (img.double() - ref).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("path", [TF_TINY, ROS_CONVERT], ids=["tf", "ros-legacy"])
+def test_mutated_files_load_or_fail_in_one_line(tmp_path, path):
+    """Random byte flips in the pickle structure (outside the raw tensor bytes): the file loads, or it is
+    refused with one NetworkLoadError line; no other exception escapes."""
+    import pickletools
+
+    data = path.read_bytes()
+    if path.suffix == ".pkl":
+        structure = [pos for op, _, pos in pickletools.genops(data) if op.name not in ("BINBYTES", "SHORT_BINBYTES")]
+    else:  # legacy torch.save: its leading pickles (magic, header, the tensor tree)
+        structure = list(range(min(len(data), 6000)))
+    rng = np.random.default_rng(5)
+    refused = 0
+    for i in range(40):
+        mutated = bytearray(data)
+        for _ in range(int(rng.integers(1, 4))):
+            pos = min(int(rng.choice(structure)) + int(rng.integers(0, 3)), len(data) - 1)
+            mutated[pos] = int(rng.integers(0, 256))
+        target = tmp_path / f"m{i}{path.suffix}"
+        target.write_bytes(bytes(mutated))
+        try:
+            load_network(target)
+        except NetworkLoadError as exc:
+            _one_line(exc)
+            refused += 1
+    assert refused > 5

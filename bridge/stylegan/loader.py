@@ -181,6 +181,18 @@ def _only_tensors(value: Any) -> bool:
     return isinstance(value, dict) and bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
 
 
+def _converted(convert, path: Path, *args) -> tuple[dict, dict]:
+    """Run a foreign-format converter; a corrupt file's odd shapes or types become one NetworkLoadError."""
+    try:
+        return convert(*args)
+    except NetworkLoadError:
+        raise
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError, RuntimeError) as exc:
+        raise NetworkLoadError(f"{path}: malformed network in a {convert.__module__.rsplit('.', 1)[-1]} file "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+                               ) from None
+
+
 def _load_torch(path: Path, key: str) -> tuple[dict, dict | None, str]:
     from bridge.stylegan.rosinality import convert_rosinality, is_rosinality, load_torch_file
 
@@ -194,7 +206,7 @@ def _load_torch(path: Path, key: str) -> tuple[dict, dict | None, str]:
         raise NetworkLoadError(f"{path}: not a loadable torch file ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})") from None
     if is_rosinality(obj):
-        config, state = convert_rosinality(obj, key, str(path))
+        config, state = _converted(convert_rosinality, path, obj, key, str(path))
         return state, config, "rosinality"
     config = obj.get("config") if isinstance(obj, dict) and isinstance(obj.get("config"), dict) else None
     for candidate in (obj, obj.get(key) if isinstance(obj, dict) else None,
@@ -215,7 +227,8 @@ def _load_pickle(path: Path, key: str, progress: bool | None) -> tuple[dict, dic
     if any(isinstance(v, TFNetworkRecord) for v in snapshot.values()):
         from bridge.stylegan.tf_pickle import convert_tf_generator, tf_network_for_key
 
-        config, state = convert_tf_generator(tf_network_for_key(snapshot, key, str(path)), str(path))
+        config, state = _converted(convert_tf_generator, path, tf_network_for_key(snapshot, key, str(path)),
+                                   str(path))
         return state, config, "tensorflow-pickle"
     record = snapshot.get(key)
     if not isinstance(record, NetworkRecord):
