@@ -694,7 +694,7 @@ PARAMS: tuple[Param, ...] = (
        "Use the random-init demo encoder when no encoder weights are found, also with a real --network "
        "(always on for the embedded demo network). For trying a model before the weights are in place.",
        group="startup", live=False, telemetry=False),
-    _P("sink", "list", (), "Extra sinks, each kind:NAME (spout:NAME, syphon:NAME, ndi:NAME).",
+    _P("sink", "list", (), "Extra sinks, each kind:NAME (spout:NAME, syphon:NAME, ndi:NAME, png:DIR, record:FILE.mp4).",
        group="startup", live=False, telemetry=False),
     _P("osc_in", "str", "127.0.0.1:7700", "Listen for OSC control on HOST:PORT ('off' disables).",
        group="startup", live=False, telemetry=False),

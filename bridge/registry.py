@@ -16,3 +16,9 @@ def factory_for(kinds: dict[str, str], spec: str, what: str) -> tuple[Callable[.
         raise ValueError(f"unknown {what} {kind!r}: choose one of {', '.join(kinds)}")
     module_name, factory = kinds[kind].split(":")
     return getattr(importlib.import_module(module_name), factory), arg
+
+
+def install_hint(extra: str) -> str:
+    """How to install an optional extra. The package is installed from a clone (it is not on PyPI), so
+    ``pip install visual-reactive-bridge[ndi]`` cannot work; the editable install of the clone can."""
+    return f'`pip install -e ".[{extra}]"` in the clone'

@@ -77,3 +77,15 @@ def test_touchdesigner_guide_names_what_the_build_script_makes():
             assert f"`{name}`" in guide, name
     for _name, _style, label, *_ in builder.SETUP:
         assert label.split()[0] in guide, label
+
+
+def test_no_text_advises_installing_from_pypi():
+    """The package is installed from a clone; `pip install visual-reactive-bridge[ndi]` cannot work. Every
+    doc and every start-up error says `pip install -e ".[EXTRA]"` instead."""
+    from bridge.registry import install_hint
+
+    offenders = [str(path.relative_to(REPO)) for pattern in ("*.md", "bridge/**/*.py", "docs/*.md")
+                 for path in REPO.glob(pattern)
+                 if path.name != "registry.py" and "pip install visual-reactive-bridge" in path.read_text("utf-8")]
+    assert offenders == []
+    assert install_hint("ndi") == '`pip install -e ".[ndi]"` in the clone'

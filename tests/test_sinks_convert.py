@@ -115,8 +115,8 @@ def test_alpha_settings_from_a_snapshot_or_nothing():
 @pytest.mark.slow
 def test_missing_platform_sinks_fail_at_start_up_with_one_line():
     """What a user sees from ``vrbridge run --sink spout:x`` on Linux: one line, exit 2, no traceback."""
-    expected = {"spout": "Spout needs Windows and `pip install visual-reactive-bridge[spout]`",
-                "syphon": "Syphon needs macOS 12+ and `pip install visual-reactive-bridge[syphon]`"}
+    expected = {"spout": 'Spout needs Windows and `pip install -e ".[spout]"` in the clone',
+                "syphon": 'Syphon needs macOS 12+ and `pip install -e ".[syphon]"` in the clone'}
     if sys.platform == "win32":
         expected.pop("spout")
     if sys.platform == "darwin":

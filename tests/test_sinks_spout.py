@@ -176,9 +176,9 @@ def test_missing_package_is_one_clear_line(monkeypatch):
     with pytest.raises(SinkUnavailable) as info:
         make_sink("spout:x")
     message = str(info.value)
-    assert "`pip install visual-reactive-bridge[spout]`" in message and "\n" not in message
+    assert '`pip install -e ".[spout]"` in the clone' in message and "\n" not in message
     if sys.platform != "win32":
-        assert message == "Spout needs Windows and `pip install visual-reactive-bridge[spout]`"
+        assert message == 'Spout needs Windows and `pip install -e ".[spout]"` in the clone'
     with pytest.raises(SourceUnavailable, match=r"Spout in needs .*\[spout\]"):
         make_source("spout:x")
 

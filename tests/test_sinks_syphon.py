@@ -180,6 +180,6 @@ def test_missing_package_is_one_clear_line(monkeypatch):
         make_sink("syphon:x")
     assert "\n" not in str(info.value)
     if sys.platform != "darwin":
-        assert str(info.value) == "Syphon needs macOS 12+ and `pip install visual-reactive-bridge[syphon]`"
+        assert str(info.value) == 'Syphon needs macOS 12+ and `pip install -e ".[syphon]"` in the clone'
     with pytest.raises(SourceUnavailable, match=r"Syphon in needs .*\[syphon\]"):
         make_source("syphon:x")

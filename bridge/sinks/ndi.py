@@ -31,13 +31,14 @@ from fractions import Fraction
 from typing import Any
 
 from bridge.frames import RenderedFrame
+from bridge.registry import install_hint
 from bridge.sinks.base import Sink, SinkUnavailable
 from bridge.sinks.convert import FrameConverter
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "vrbridge"
-INSTALL_HINT = "NDI needs `pip install visual-reactive-bridge[ndi]` (the ndi-python package, NDI runtime included)"
+INSTALL_HINT = f"NDI needs {install_hint('ndi')} (the ndi-python package, NDI runtime included)"
 MAX_NAME_TRIES = 20
 CONNECTIONS_EVERY = 30  # frames between two (cheap) connection-count queries
 

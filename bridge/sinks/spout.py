@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from bridge.frames import RenderedFrame
+from bridge.registry import install_hint
 from bridge.sinks.base import Sink, SinkUnavailable
 from bridge.sinks.convert import FrameConverter
 
@@ -38,7 +39,7 @@ def load_spoutgl():
         import SpoutGL
     except ImportError as exc:
         where = "" if sys.platform == "win32" else "Windows and "
-        raise SinkUnavailable(f"Spout needs {where}`pip install visual-reactive-bridge[spout]`") from exc
+        raise SinkUnavailable(f"Spout needs {where}{install_hint('spout')}") from exc
     return SpoutGL
 
 

@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from bridge.frames import RenderedFrame
+from bridge.registry import install_hint
 from bridge.sinks.base import Sink, SinkUnavailable
 from bridge.sinks.convert import FrameConverter
 from bridge.sinks.spout import check_name
@@ -38,7 +39,7 @@ def load_syphon():
         from syphon.utils.numpy import copy_image_to_mtl_texture
         from syphon.utils.raw import create_mtl_texture
     except ImportError as exc:
-        raise SinkUnavailable(f"Syphon needs {where}`pip install visual-reactive-bridge[syphon]`") from exc
+        raise SinkUnavailable(f"Syphon needs {where}{install_hint('syphon')}") from exc
     return syphon, create_mtl_texture, copy_image_to_mtl_texture
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from bridge.registry import install_hint
 from bridge.sinks.base import SinkUnavailable
 from bridge.sinks.ndi import ensure_initialized
 from bridge.sources.base import RigSource, SourceUnavailable
@@ -22,7 +23,7 @@ from bridge.sources.base import RigSource, SourceUnavailable
 log = logging.getLogger(__name__)
 
 DISCOVERY_WAIT_S = 0.5  # open() gives NDI discovery this long before the first try
-INSTALL_HINT = "NDI in needs `pip install visual-reactive-bridge[ndi]` (the ndi-python package, NDI runtime included)"
+INSTALL_HINT = f"NDI in needs {install_hint('ndi')} (the ndi-python package, NDI runtime included)"
 _URL = re.compile(r"^[\w.\-]+:\d{1,5}$")
 
 

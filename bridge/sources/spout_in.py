@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from bridge.registry import install_hint
 from bridge.sinks.spout import check_name
 from bridge.sources.base import RigSource, SourceUnavailable
 
@@ -86,7 +87,7 @@ def make(arg: str = "", **_options) -> SpoutSource:
         import SpoutGL
     except ImportError as exc:
         where = "" if sys.platform == "win32" else "Windows and "
-        raise SourceUnavailable(f"Spout in needs {where}`pip install visual-reactive-bridge[spout]`") from exc
+        raise SourceUnavailable(f"Spout in needs {where}{install_hint('spout')}") from exc
     try:
         name = check_name("spout", arg)
     except ValueError as exc:

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from bridge.registry import install_hint
 from bridge.sinks.spout import check_name
 from bridge.sources.base import RigSource, SourceUnavailable
 
@@ -90,7 +91,7 @@ def make(arg: str = "", **_options) -> SyphonSource:
         import syphon
         from syphon.utils.numpy import copy_mtl_texture_to_image
     except ImportError as exc:
-        raise SourceUnavailable(f"Syphon in needs {where}`pip install visual-reactive-bridge[syphon]`") from exc
+        raise SourceUnavailable(f"Syphon in needs {where}{install_hint('syphon')}") from exc
     try:
         name = check_name("syphon", arg)
     except ValueError as exc:

@@ -25,7 +25,7 @@ def require_ndi(config_dir: Path):
     try:
         import NDIlib
     except ImportError:
-        message = "ndi-python not installed: pip install visual-reactive-bridge[ndi]"
+        message = 'ndi-python not installed: pip install -e ".[ndi]" in the clone'
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message)
         pytest.skip(message)
