@@ -222,6 +222,24 @@ def test_networks_are_truncated_after_the_deepest_tap():
         backbone_class("dinov2_vits14")(["patch13"])
 
 
+@pytest.mark.parametrize("name, taps", [("mobilenet_v3_large", ("block3", "block12", "fc1")),
+                                        ("efficientnet_b0", ("stage2", "stage6", "logits"))])
+def test_batchnorm_folded_for_inference_gives_the_same_features(name, taps, states):
+    cls = backbone_class(name)
+    plain, folded = cls(taps), cls(taps)
+    plain.load_weights(states[name], "test")
+    folded.load_weights(states[name], "test")
+    folded.prepare_for_inference()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(1, 3, 96, 128, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        a, b = plain(x), folded(x)
+    for tap in taps:
+        torch.testing.assert_close(b[tap], a[tap], rtol=1e-4, atol=1e-4 * float(a[tap].abs().max()))
+    with pytest.raises(EncoderError, match="already prepared for inference"):
+        folded.load_weights(states[name], "again.pth")
+
+
 def _bn(x, state, prefix, eps):
     return F.batch_norm(x, state[prefix + ".running_mean"], state[prefix + ".running_var"], state[prefix + ".weight"],
                         state[prefix + ".bias"], False, 0.0, eps)

@@ -70,6 +70,8 @@ class Backbone(torch.nn.Module):
     DEFAULT_TAPS: tuple[str, ...] = ()
     #: what the published state dict looks like, for error messages
     FORMAT_HINT: str = ""
+    #: set by prepare_for_inference: the modules no longer have the published layout
+    _prepared: bool = False
 
     def tap_channels(self, tap: str) -> int:
         raise NotImplementedError
@@ -111,6 +113,8 @@ class Backbone(torch.nn.Module):
         All checks come before the first copy: a refused file leaves the network untouched. Only the tensors
         the truncated network holds are read, so a memory-mapped file's deeper layers stay on disk.
         """
+        if self._prepared:
+            raise EncoderError(f"{origin}: this {self.name} was already prepared for inference; build a new one to load weights")
         check_state_dict(state, self.expected_state_shapes(), origin, self.FORMAT_HINT)
         targets = {k: v for k, v in self.state_dict(keep_vars=True).items() if not k.endswith(OPTIONAL_SUFFIX)}
         for key in targets:
@@ -123,6 +127,10 @@ class Backbone(torch.nn.Module):
 
     def weights_changed(self) -> None:
         """Hook for caches derived from the weights (a ViT's resized position embeddings)."""
+
+    def prepare_for_inference(self) -> None:
+        """Once the weights are in: rewrite the network into a faster equal form (BatchNorm folded into the
+        convolutions before it). After this the module's state dict no longer has the published layout."""
 
     def init_random(self, seed: int) -> None:
         """Seeded random initialisation (the demo encoder when no pretrained weights exist)."""
