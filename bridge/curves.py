@@ -27,6 +27,13 @@ CURVE_NAMES: tuple[str, ...] = SHAPE_NAMES + ("exp", "log")
 DEFAULT_K = 4.0
 
 
+def unit(x: float, low: float, high: float, invert: bool = False) -> float:
+    """Where ``x`` sits in [low, high] as 0..1 (clamped), inverted if asked: the first step of every route."""
+    t = (x - low) / (high - low)
+    t = 0.0 if t <= 0.0 else 1.0 if t >= 1.0 else t
+    return 1.0 - t if invert else t
+
+
 def apply_curve(name: str, x: float, k: float = DEFAULT_K) -> float:
     """Curve ``name`` of ``x`` clipped to 0..1 (an unknown name raises KeyError: callers validate names)."""
     t = clip01(float(x))

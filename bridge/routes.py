@@ -31,7 +31,7 @@ import math
 import threading
 from typing import Any, Iterable, Mapping
 
-from bridge.curves import CURVE_NAMES, DEFAULT_K, Ramp, apply_curve
+from bridge.curves import CURVE_NAMES, DEFAULT_K, Ramp, apply_curve, unit
 from bridge.params import OSC_ROOT, PARAMS_BY_NAME, Param
 from bridge.signals import OSC_PREFIX, SignalSpec, catalogue, closest, is_osc_signal, osc_signal_spec
 from bridge.text import brief
@@ -87,10 +87,7 @@ class Route:
         if curve == "linear" and self.in_range == self.out_range and not (self.invert or self.deadband):
             y = low if x < low else high if x > high else x  # a pass-through route hands the signal on exactly
         else:
-            t = (x - low) / (high - low)
-            t = 0.0 if t <= 0.0 else 1.0 if t >= 1.0 else t
-            if self.invert:
-                t = 1.0 - t
+            t = unit(x, low, high, self.invert)
             if self.deadband:
                 if self._last_t is not None and abs(t - self._last_t) < self.deadband and t not in (0.0, 1.0):
                     t = self._last_t  # jitter inside the deadband: hold

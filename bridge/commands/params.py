@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import json
 
+from bridge.commands import add_format_options
+
 from bridge.params import PARAMS
 
 HELP = "print the parameter table (names, OSC addresses, types, ranges, defaults) as JSON or Markdown"
 
 
 def add_arguments(parser) -> None:
-    fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_const", dest="format", const="json", help="JSON list (default)")
-    fmt.add_argument("--markdown", action="store_const", dest="format", const="markdown", help="a Markdown table")
+    add_format_options(parser, "JSON list (default)")
 
 
 def main(args) -> int:

@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import json
 
+from bridge.commands import add_format_options
 from bridge.signals import catalogue
 
 HELP = "list the signals inputs publish (hand.*, beat.*, ...), the names [[route]] tables read from"
 
 
 def add_arguments(parser) -> None:
-    fmt = parser.add_mutually_exclusive_group()
-    fmt.add_argument("--json", action="store_const", dest="format", const="json", help="JSON list")
-    fmt.add_argument("--markdown", action="store_const", dest="format", const="markdown", help="a Markdown table")
+    add_format_options(parser, "JSON list")
 
 
 def main(args) -> int:

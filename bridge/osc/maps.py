@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from bridge.curves import CURVE_NAMES, apply_curve
+from bridge.curves import CURVE_NAMES, apply_curve, unit
 from bridge.osc.patterns import BadPattern, compile_pattern
 from bridge.osc.server import WrongArity
 from bridge.params import PARAMS_BY_NAME, Param, ParamStore, WrongType
@@ -88,9 +88,7 @@ class Route:
     def normalise(self, x: float) -> float:
         """Input value -> 0..1 (clamped), inverted if asked."""
         low, high = self.in_range if self.in_range else (0.0, 1.0)
-        t = (x - low) / (high - low)
-        t = min(1.0, max(0.0, t))
-        return 1.0 - t if self.invert else t
+        return unit(x, low, high, self.invert)
 
     def shape(self, t: float) -> float:
         """The curve (:mod:`bridge.curves`, shared with the signal routes)."""
