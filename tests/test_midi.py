@@ -319,3 +319,14 @@ def test_midi_values_become_signals_a_route_can_read():
     router.dispatch(mido.Message("pitchwheel", channel=2, pitch=-8192))
     assert bus.value("midi.cc.1.74") == 1.0 and bus.value("midi.pitchbend.3") == -1.0
     assert route.source == "midi.cc.1.74" and bus.spec("midi.pitchbend.3").low == -1.0
+
+
+def test_feedback_skips_what_the_controller_already_shows(tmp_path):
+    store, router = router_with(tmp_path, '[[route]]\ncc = 7\nparam = "mix.amount"\n')
+    port = RecordingPort()
+    service = MidiService(router, output=port)
+    service.start()
+    for i in range(100):  # an LFO's fine steps: many land on the same 7-bit value
+        store.set("mix.amount", 0.5 + i * 0.00001, source="tempo")
+    assert [m.value for m in port.sent] == [64]
+    service.close()

@@ -1,10 +1,11 @@
 """The web servers (preview and OSCQuery, both on bridge.web.server) under hostile load on loopback: a storm
-of 1,000 slowloris sockets costs no threads, a normal client is still answered in time, frames keep flowing
+of 1,000 slowloris sockets costs no threads, normal clients are still answered in time (median under 1 s on a loaded machine), frames keep flowing
 at the render rate, idle sockets are closed, and a full server refuses at once instead of queueing."""
 from __future__ import annotations
 
 import json
 import socket
+import statistics
 import threading
 import time
 import urllib.request
@@ -42,11 +43,15 @@ def _slowloris(port: int, count: int) -> list[socket.socket]:
     return socks
 
 
-def _timed_get(url: str, timeout: float = 5.0) -> tuple[float, bytes]:
-    t0 = time.monotonic()
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        body = response.read()
-    return time.monotonic() - t0, body
+def _gets(url: str, count: int = 5, timeout: float = 10.0) -> tuple[list[float], bytes]:
+    """Seconds each of ``count`` normal GETs took, and the last body."""
+    times = []
+    for _ in range(count):
+        t0 = time.monotonic()
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            body = response.read()
+        times.append(round(time.monotonic() - t0, 3))
+    return times, body
 
 
 class _Render:
@@ -86,9 +91,9 @@ def test_preview_survives_a_slowloris_storm():
             threads_before = threading.active_count()
             t0, frames0 = time.monotonic(), render.frames
             storm = _slowloris(sink.port, STORM)
-            elapsed, body = _timed_get(sink.url + "status.json")
+            times, body = _gets(sink.url + "status.json")
             assert json.loads(body)["fps"] == 1.0
-            assert elapsed < 2.0, f"a normal GET took {elapsed:.2f} s under the storm"
+            assert statistics.median(times) < 1.0 and max(times) < 5.0, f"normal GETs took {times} s under the storm"
             assert viewer.read(1000).startswith(b"--vrbframe")  # the stream still flows
             time.sleep(1.0)
             rate = (render.frames - frames0) / (time.monotonic() - t0)
@@ -114,9 +119,9 @@ def test_oscquery_survives_a_slowloris_storm():
         threads_before = threading.active_count()
         storm = _slowloris(server.port, STORM)
         store.set("psi", 1.5)
-        elapsed, body = _timed_get(f"http://127.0.0.1:{server.port}/vrb/psi?VALUE")
+        times, body = _gets(f"http://127.0.0.1:{server.port}/vrb/psi?VALUE")
         assert json.loads(body) == {"VALUE": [1.5]}
-        assert elapsed < 2.0, f"a normal GET took {elapsed:.2f} s under the storm"
+        assert statistics.median(times) < 1.0 and max(times) < 5.0, f"normal GETs took {times} s under the storm"
         assert threading.active_count() - threads_before <= 2
         for sock in storm:
             sock.close()
@@ -179,4 +184,21 @@ def test_busy_port_is_an_error_at_build_time():
         with pytest.raises(OSError):
             WebServer("t2", "127.0.0.1", server.port)
     finally:
+        server.close()
+
+
+def test_a_burst_of_connects_is_accepted_at_once():
+    """The listen backlog: 300 connects in a burst each complete without a SYN retry (1 s)."""
+    server = WebServer("t", "127.0.0.1", 0)
+    server.start()
+    socks, slowest = [], 0.0
+    try:
+        for _ in range(300):
+            t0 = time.monotonic()
+            socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            slowest = max(slowest, time.monotonic() - t0)
+        assert slowest < 0.9, f"a connect waited {slowest:.2f} s"
+    finally:
+        for sock in socks:
+            sock.close()
         server.close()

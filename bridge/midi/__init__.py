@@ -31,6 +31,7 @@ class MidiService:
         self.feedback_sent = 0
         self.feedback_errors = 0
         self._declared: set[str] = set()
+        self._last_sent: dict[tuple, list] = {}
         if clock is not None:
             router.listeners.append(clock.feed)
         if signals is not None:
@@ -59,8 +60,12 @@ class MidiService:
         if self.output is None or source.startswith("midi:"):
             return
         for message in self.router.feedback(name, value):
+            key = (message.type, getattr(message, "channel", 0), getattr(message, "control", getattr(message, "note", -1)))
+            if self._last_sent.get(key) == message.bytes():
+                continue  # the controller already shows this (an LFO at 100 Hz moves a 7-bit CC far less often)
             try:
                 self.output.send(message)
+                self._last_sent[key] = message.bytes()
                 self.feedback_sent += 1
             except Exception:  # noqa: BLE001 - a controller unplugged mid-show
                 self.feedback_errors += 1

@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
-from bridge.osc.maps import MapError, Route, _Locator, _route
+from bridge.osc.maps import Locator, MapError, Route, route_from_table
 from bridge.params import PARAMS_BY_NAME, ParamError, ParamStore
 
 try:
@@ -204,14 +204,14 @@ def load_midi_map(path: str | Path) -> MidiMap:
     if not isinstance(entries, list) or len(entries) > MAX_ROUTES:
         raise MidiMapError(f"{path}:1: [[route]] must be a list of at most {MAX_ROUTES} tables")
     name = str(data.get("map", {}).get("name", path.stem))
-    where = _Locator(path, text)
+    where = Locator(path, text)
     routes = [midi_route(entry, i, name, where) for i, entry in enumerate(entries)]
     return MidiMap(name=name, path=path, routes=routes, entries=[dict(e) for e in entries])
 
 
-def midi_route(entry: dict, index: int = 0, map_name: str = "", where: _Locator | None = None) -> MidiRoute:
+def midi_route(entry: dict, index: int = 0, map_name: str = "", where: Locator | None = None) -> MidiRoute:
     """One ``[[route]]`` table -> a MidiRoute; the shared keys are checked by the OSC maps' own validator."""
-    where = where or _Locator(Path(f"<{map_name or 'midi'}>"), "")
+    where = where or Locator(Path(f"<{map_name or 'midi'}>"), "")
 
     def fail(key: str | None, message: str) -> MidiMapError:
         label = f"route[{index}]" + (f".{key}" if key else "")
@@ -253,7 +253,7 @@ def midi_route(entry: dict, index: int = 0, map_name: str = "", where: _Locator 
         raise fail("address", "a MIDI route has cc, note or pitchbend instead of an OSC address")
     shared["address"] = f"/midi/{kind}/{number}"
     try:
-        route = _route(where, index, shared, map_name)
+        route = route_from_table(where, index, shared, map_name)
     except MidiMapError:
         raise
     except MapError as exc:

@@ -216,7 +216,7 @@ def load_map(spec: str | Path) -> RigMap:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MapError(f"{path}: not valid TOML: {exc}") from None
-    where = _Locator(path, text)
+    where = Locator(path, text)
     unknown = set(data) - {"map", "route"}
     if unknown:
         key = sorted(unknown)[0]
@@ -228,11 +228,11 @@ def load_map(spec: str | Path) -> RigMap:
     routes_data = data.get("route", [])
     if not isinstance(routes_data, list) or not routes_data:
         raise MapError(f"{path}:1: a map needs at least one [[route]]")
-    routes = [_route(where, i, entry, name) for i, entry in enumerate(routes_data)]
+    routes = [route_from_table(where, i, entry, name) for i, entry in enumerate(routes_data)]
     return RigMap(name=name, path=path, routes=routes, description=str(header.get("description", "")))
 
 
-class _Locator:
+class Locator:
     """Line numbers for keys: tomllib gives none, so find ``[[route]]`` number N and the key inside it."""
 
     def __init__(self, path: Path, text: str):
@@ -272,7 +272,9 @@ class _Locator:
         return None
 
 
-def _route(where: _Locator, index: int, entry: dict, map_name: str) -> Route:
+def route_from_table(where: Locator, index: int, entry: dict, map_name: str) -> Route:
+    """One ``[[route]]`` table -> a checked Route (the MIDI maps reuse it with an address of their own)."""
+
     def fail(key: str | None, message: str) -> MapError:
         label = f"route[{index}]" + (f".{key}" if key else "")
         return MapError(f"{where.key('route', index, key)}: {label}: {message}")

@@ -78,7 +78,8 @@ class WebServer:
         self.write_timeout = write_timeout
         self.backlog = backlog
         self.app = web.Application(client_max_size=MAX_BODY, middlewares=[self._track_request],
-                                   handler_args={"keepalive_timeout": idle_timeout})
+                                   # aiohttp's own keep-alive close comes after ours, so every idle close is counted
+                                   handler_args={"keepalive_timeout": idle_timeout + 5.0})
         self.sock = _listen(host, port, backlog)
         self.port = self.sock.getsockname()[1]
         self.loop: asyncio.AbstractEventLoop | None = None
