@@ -378,3 +378,11 @@ def test_random_init_demo_encoder_is_seeded_and_answers_to_the_picture(name, ima
     for x, y in zip(za, zb):
         torch.testing.assert_close(x, y, rtol=0, atol=0)
     assert min((za[i] - za[j]).norm() for i in range(4) for j in range(i + 1, 4)) > 0.1
+
+
+def test_a_file_for_another_backbone_says_which_flag_is_missing(weight_files):
+    with pytest.raises(EncoderError, match="missing key features.0.weight.*these look like mobilenet_v3_large "
+                                           "weights: add --encoder-backbone mobilenet_v3_large"):
+        build_encoder(weights=weight_files["mobilenet_v3_large"])  # auto = the paper's VGG16
+    with pytest.raises(EncoderError, match="add --encoder-backbone dinov2_vits14"):
+        build_encoder(backbone="efficientnet_b0", weights=weight_files["dinov2_vits14"], demo=True)

@@ -246,6 +246,18 @@ BACKBONES: dict[str, str] = {
 }
 
 
+def guess_backbone(state: object) -> str | None:
+    """The registered backbone whose published keys are exactly ``state``'s (BatchNorm counters aside), if any:
+    for a one-line hint when a file was given for the wrong ``--encoder-backbone``."""
+    if not isinstance(state, Mapping):
+        return None
+    keys = {k for k in state if not k.endswith(OPTIONAL_SUFFIX)}
+    for name in BACKBONES:
+        if keys == set(backbone_class(name).expected_state_shapes()):
+            return name
+    return None
+
+
 def backbone_class(name: str) -> type[Backbone]:
     if name not in BACKBONES:
         raise EncoderError(f"unknown encoder backbone {name!r}; available: {', '.join(BACKBONES)}")

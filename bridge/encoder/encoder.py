@@ -23,7 +23,7 @@ import torch
 
 from bridge.demo import DEMO_SEED
 from bridge.device import DeviceUnavailable, resolve_device
-from bridge.encoder.backbone import Backbone, EncoderError, EncoderInputError, backbone_class
+from bridge.encoder.backbone import Backbone, EncoderError, EncoderInputError, backbone_class, guess_backbone
 from bridge.encoder.reduce import Projection, RunningStandardizer, region_means, standardize_vector, weighted_sum
 from bridge.encoder.regions import GROUPS, Layout, parse_layout
 from bridge.encoder.smoothing import Smoother
@@ -182,11 +182,15 @@ def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, all
     a failed download falls back to the random init with a warning: the demo must start. A file the user
     named is never replaced silently.
     """
+    found = None
     try:
         found = find_weights(cls.weights_spec, weights, allow_download)
         model.load_weights(found.state, found.path)
         return found.describe(), False
     except EncoderError as exc:
+        other = guess_backbone(found.state) if found is not None else None
+        if other and other != cls.name:
+            raise EncoderError(f"{exc}; these look like {other} weights: add --encoder-backbone {other}") from exc
         if not demo or weights:
             raise
         log.warning("encoder: %s -- using the random-init demo encoder instead (NOT pretrained)", exc)
