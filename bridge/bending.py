@@ -131,6 +131,24 @@ def _shift(x: torch.Tensor, pixels: int, dim: int) -> torch.Tensor:
     return out
 
 
+def _max_filter(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    """Running max over windows of 2r + 1 samples along ``dim`` (-inf outside), in log2(2r + 1) passes.
+
+    Doubling: after k passes m[i] = max(p[i : i + 2**k]) of the padded p; a window of any length is then the
+    max of two overlapping power-of-two windows. Equal to max_pool with that kernel, and several times
+    faster on the CPU even for small r; large r (big maps at full amount) stays cheap.
+    """
+    n, size = x.shape[dim], 2 * r + 1
+    pad = [0, 0, r, r] if dim == 2 else [r, r, 0, 0]
+    m = F.pad(x, pad, value=float("-inf"))
+    width = 1
+    while 2 * width <= size:
+        length = m.shape[dim] - width
+        m = torch.maximum(m.narrow(dim, 0, length), m.narrow(dim, width, length))
+        width *= 2
+    return torch.maximum(m.narrow(dim, 0, n), m.narrow(dim, size - width, n))
+
+
 def _channel_range(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     flat = x.flatten(2)
     return flat.amin(dim=2)[..., None, None], flat.amax(dim=2)[..., None, None]
@@ -162,9 +180,8 @@ def bend_features(x: torch.Tensor, kind: str, amount: float) -> torch.Tensor:
         if r == 0:
             return x.clone()
         sign = 1.0 if kind == "dilate" else -1.0  # erosion = -dilation(-x)
-        # The max over a square is the max over its rows of the max over its columns: 2k compares, not k * k.
-        y = F.max_pool2d(sign * x, kernel_size=(2 * r + 1, 1), stride=1, padding=(r, 0))
-        return sign * F.max_pool2d(y, kernel_size=(1, 2 * r + 1), stride=1, padding=(0, r))
+        # The max over a square is the max over its rows of the max over its columns.
+        return sign * _max_filter(_max_filter(sign * x, r, 2), r, 3)
     if kind == "invert":
         lo, hi = _channel_range(x)
         return torch.lerp(x, lo + hi - x, abs(a))

@@ -144,10 +144,12 @@ def _network_b(settings: Mapping[str, Any], generator, device: str):
         return None
     from bridge.model_mix import compatibility_problem
     from bridge.stylegan import NetworkLoadError, load_network
+    from bridge.stylegan.library import LibraryError, resolve_network
 
-    try:
-        network_b = load_network(path, device=device)
-    except NetworkLoadError as exc:
+    try:  # a file, or a model-library name like --network's
+        network_b = load_network(resolve_network(str(path), bool(settings.get("allow_download", False))),
+                                 device=device)
+    except (NetworkLoadError, LibraryError) as exc:
         raise LeverError(f"network_b: {exc}") from None
     problem = compatibility_problem(generator, network_b)
     if problem:

@@ -309,7 +309,8 @@ PARAMS: tuple[Param, ...] = (
        "Style layers [start, end) whose synthesis weights come wholly from network_b (layer swapping, e.g. "
        "fine layers from B); 0 0 = none.", min=0, max=64, out_of_range="reject", group="model"),
     _P("network_b", "str", "",
-       "Second network of the same architecture and size for model.mix / model.swap (empty = none).",
+       "Second network (a file or a model-library name, as for network) of the same architecture and size for "
+       "model.mix / model.swap (empty = none).",
        group="startup", live=False, telemetry=False),
     _P("class.a", "int", 0, "Class of a conditional model (one-hot c, NVIDIA's convention); beyond the model's "
        "classes it is clipped to the last one.", min=0, max=1_000_000, group="classes"),

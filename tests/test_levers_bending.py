@@ -71,10 +71,12 @@ def test_dilate_and_erode_are_max_and_min_filters():
     block[0, 0, 2:6, 2:6] = 1.0
     shrunk = bend_features(block, "erode", 0.5)
     assert shrunk.sum() == 4 and torch.all(shrunk[0, 0, 3:5, 3:5] == 1)
-    x = torch.randn(2, 3, 16, 16)  # the separable filter equals the square one
-    for kind, sign in (("dilate", 1.0), ("erode", -1.0)):
-        square = sign * torch.nn.functional.max_pool2d(sign * x, kernel_size=5, stride=1, padding=2)
-        assert torch.equal(bend_features(x, kind, 0.5), square)
+    x = torch.randn(2, 3, 40, 40)  # the fast filter equals max_pool over the square, for every radius
+    for amount in (0.1, 0.2, 0.35, 0.5, 0.8, 1.0):
+        r = round(amount * 40 / 4)
+        for kind, sign in (("dilate", 1.0), ("erode", -1.0)):
+            square = sign * torch.nn.functional.max_pool2d(sign * x, kernel_size=2 * r + 1, stride=1, padding=r)
+            assert torch.equal(bend_features(x, kind, amount), square), (kind, r)
 
 
 def test_invert_threshold_ablate():
