@@ -48,15 +48,37 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:  # command not written yet
                 continue
             raise
-        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        cmd = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                             epilog=getattr(module, "EPILOG", None),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
         module.add_arguments(cmd)
-        cmd.set_defaults(_main=module.main)
+        cmd.set_defaults(_main=module.main, _parser=cmd)
     return parser
+
+
+def unknown_argument_hint(extras: list[str]) -> str:
+    """The error for arguments no command takes: a live parameter's name given as a flag (``--psi 7``)
+    is answered with the ``--set`` that does it."""
+    from bridge.params import PARAMS
+
+    by_flag = {"--" + p.name.replace(".", "-").replace("_", "-"): p for p in PARAMS if p.live}
+    by_flag.update({"--" + p.name: p for p in PARAMS if p.live})
+    for i, word in enumerate(extras):
+        flag, eq, inline = word.partition("=")
+        param = by_flag.get(flag)
+        if param is not None:
+            value = inline if eq else (extras[i + 1] if i + 1 < len(extras) and not extras[i + 1].startswith("--")
+                                       else "VALUE")
+            return (f"{flag} is a live parameter, not a start-up flag: give it with --set {param.name}={value} "
+                    "(every parameter: vrbridge params)")
+    return f"unrecognized arguments: {' '.join(extras)}"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        (getattr(args, "_parser", None) or parser).error(unknown_argument_hint(extras))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not getattr(args, "_main", None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,28 @@ def test_hostile_show_files_are_one_short_line_and_exit_2(tmp_path, name):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
     assert must_contain in lines[0] and len(lines[0]) < 600, lines[0][:2000]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["run", "--psi", "7"], "--psi is a live parameter, not a start-up flag: give it with --set psi=7"),
+    (["run", "--mix-amount=0.5"], "--set mix.amount=0.5"),
+    (["run", "--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_a_live_parameter_given_as_a_flag_suggests_set(argv, says):
+    result = subprocess.run(vrbridge_cmd() + argv, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"vrbridge {argv[0]}: error: ") and says in last, result.stderr[-800:]
+
+
+def test_run_help_says_how_to_set_live_parameters():
+    out = subprocess.run(vrbridge_cmd() + ["run", "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert "--set NAME=VALUE" in out and "live parameters" in out and "vrbridge params" in out
+
+
+def test_render_validates_psi_like_run(tmp_path):
+    result = subprocess.run(vrbridge_cmd() + ["render", "tests/data/stylegan/sg2_tiny.pkl", "--psi", "7",
+                                              "--out", str(tmp_path / "r")], capture_output=True, text=True,
+                            timeout=60, cwd=str(Path(__file__).resolve().parents[1]))
+    assert result.returncode == 2 and "--psi = 7.0: 7.0 is outside [-1, 2]" in result.stderr
+    assert not (tmp_path / "r").exists()

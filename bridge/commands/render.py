@@ -16,7 +16,7 @@ MAX_SEEDS = 10_000  # a typo like 0-1000000 should not silently fill a disk
 def add_arguments(parser) -> None:
     parser.add_argument("model", help="NVIDIA .pkl, .safetensors (+ .json), or .pt/.pth with --config")
     parser.add_argument("--seeds", default="0-7", help="seeds: ranges and lists, e.g. 0-7 or 0-3,7 (default 0-7)")
-    parser.add_argument("--psi", type=float, default=1.0, help="truncation psi (default 1)")
+    parser.add_argument("--psi", type=float, default=1.0, help="truncation psi, -1..2 as for `run` (default 1)")
     parser.add_argument("--cutoff", type=int, default=None, help="truncation cutoff (style layers; default all)")
     parser.add_argument("--noise-mode", default="const", choices=["const", "random", "none"])
     parser.add_argument("--class", dest="class_idx", type=int, default=None, help="class label (conditional)")
@@ -94,8 +94,9 @@ def main(args) -> int:
         seeds = parse_seeds(args.seeds)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    if not np.isfinite(args.psi):
-        raise UserError(f"--psi must be a finite number, got {args.psi}")
+    from bridge.config import validate
+
+    validate("psi", args.psi, "--psi")  # the table's rule, as `vrbridge run --set psi=...` applies it
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available")
     generator = load_for_cli(args)

@@ -12,6 +12,9 @@ from bridge import config
 from bridge.cli import UserError
 
 HELP = "run the live engine: source -> encoder -> StyleGAN -> preview / recorder / Spout / Syphon / NDI"
+EPILOG = """live parameters (psi, seed, mix.amount, noise_mode, ... : every row of `vrbridge params`) are not
+flags: set them at start with --set NAME=VALUE (repeatable, e.g. --set psi=0.5 --set mix.coarse=0,4),
+in a show file (--config), or while running over OSC (/vrb/psi 0.5) or on the preview page."""
 log = logging.getLogger("bridge.run")
 
 
