@@ -91,6 +91,18 @@ def describe(generator, path: str, key: str) -> dict:
 
 
 
+def _network_note(facts: dict) -> str:
+    """Which network of a multi-network file was read (TF's Gs and rosinality's g_ema are our G_ema)."""
+    key = facts["network"]
+    if facts["format"] == "nvidia-pickle":
+        return f" (network {key})"
+    if facts["format"] == "tensorflow-pickle":
+        return f" (network {'Gs' if key in ('G_ema', 'Gs') else key})"
+    if facts["format"] == "rosinality":
+        return f" ({'g_ema' if key in ('G_ema', 'g_ema') else 'g'})"
+    return ""
+
+
 def _span(layers: list[int]) -> str:
     return f"{layers[0]}-{layers[-1]}" if layers else "none"
 
@@ -103,7 +115,7 @@ def format_text(facts: dict) -> str:
     rows = [
         ("file", facts["file"]),
         ("format", FORMAT_NAMES.get(facts["format"], facts["format"])
-         + (f" (network {facts['network']})" if facts["format"] == "nvidia-pickle" else "")),
+         + _network_note(facts)),
         ("architecture", f"{facts['architecture']} ({facts['arch']})"),
         ("resolution", f"{facts['img_resolution']}x{facts['img_resolution']}, {facts['img_channels']} channels"),
         ("z_dim / w_dim", f"{facts['z_dim']} / {facts['w_dim']}"),

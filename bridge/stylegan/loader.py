@@ -241,8 +241,8 @@ def _load_pickle(path: Path, key: str, progress: bool | None) -> tuple[dict, dic
 # What each loader path calls its format (Generator.source_format, `vrbridge inspect`).
 FORMAT_NAMES = {
     "nvidia-pickle": "NVIDIA network pickle (PyTorch)",
-    "tensorflow-pickle": "TensorFlow StyleGAN2 pickle (Gs, converted)",
-    "rosinality": "rosinality stylegan2-pytorch checkpoint (g_ema, converted)",
+    "tensorflow-pickle": "TensorFlow StyleGAN2 pickle, converted",
+    "rosinality": "rosinality stylegan2-pytorch checkpoint, converted",
     "safetensors": "safetensors + JSON config",
     "torch": "torch state dict",
 }
