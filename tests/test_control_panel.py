@@ -225,6 +225,12 @@ def test_signals_show_as_meters_and_routes_are_editable(running, browser):
     assert wait_until(lambda: any(r.id == "beat.phase->mix.amount" for r in engine.routes.routes()), 5.0)
     assert wait_until(lambda: browser.execute_script(
         "return !!document.querySelector('[data-route=\"beat.phase->mix.amount\"]')"), 5.0)
+    live = "return document.querySelector('[data-param=\"mix.amount\"]').dataset.live"
+    # the route's output shows (from the first frame rendered with it)
+    assert wait_until(lambda: 0.2 <= float(browser.execute_script(live) or -1) <= 0.8, 20.0)
+    first = float(browser.execute_script(live))
+    assert engine.params.get("mix.amount") == 1.0  # the store keeps the base value
+    assert wait_until(lambda: float(browser.execute_script(live)) != first, 10.0)  # and it moves with the beat
     box.clear()
     box.send_keys("no.such.signal psi")  # refused with its reason on the page, nothing added
     _click(browser, browser.find_element("id", "route-add"))

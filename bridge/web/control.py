@@ -16,6 +16,7 @@ WebSocket messages (JSON text frames):
                        {"type": "values", "values": {"psi": 0.5, ...}}   changes from any writer, coalesced
                        {"type": "ack", "id": 7, "name": "psi", "value": 2.0, "note": "5 clamped to 2.0"}
                        {"type": "error", "id": 7, "error": "seed: 2147483648 is outside [...]"}
+                       {"type": "live", "values": {...}}   what routes made of the parameters they drive, per frame
                        {"type": "signals", "values": {...}}   ~15 times a second while signals exist
                        {"type": "presets", "names": [...]}
                        {"type": "meters", "signals": [...]}  /  {"type": "routes", "routes": [...]}
@@ -61,6 +62,9 @@ class ControlPanel:
         self.web = preview.web
         self.counts = dict.fromkeys(("messages", "applied", "clamped", "rejected", "garbage", "clients_refused"), 0)
         self._clients: dict[web.WebSocketResponse, _Client] = {}
+        self._observing = False
+        self._routed: tuple[int, frozenset[str]] = (-1, frozenset())
+        self._live_sent: dict[str, Any] = {}
         preview.add_routes([web.get("/control", self._page), web.get("/control/ws", self._socket)],
                            link=("/control", "control panel"))
         self.web.on_stop(self._close_clients)
@@ -68,6 +72,10 @@ class ControlPanel:
     # -- life cycle (an engine service) ----------------------------------------------------------------
     def start(self) -> None:
         self.store.add_listener(self._on_change)
+        add_observer = getattr(self.engine, "add_report_observer", None)
+        if add_observer is not None and not self._observing:
+            add_observer(self._on_frame)
+            self._observing = True
 
     def close(self) -> None:
         self.store.remove_listener(self._on_change)
@@ -162,6 +170,31 @@ class ControlPanel:
         if self._clients and PARAMS_BY_NAME[name].kind != "action":
             self.web.call_soon(self._queue, name, _jsonable(value))
 
+    def _on_frame(self, report) -> None:
+        """Report observer (render thread): the values routes gave this frame, for parameters they drive.
+
+        Routes act on the per-frame snapshot, not the store, so without this a hand moving psi would not show.
+        Only changed values are handed to the loop; nothing is done while no panel is open."""
+        if not self._clients:
+            return
+        table = getattr(self.engine, "routes", None)
+        if table is None:
+            return
+        if self._routed[0] != table.version:
+            self._routed = (table.version, frozenset(route.target for route in table.routes()))
+        changed = {}
+        for name in self._routed[1]:
+            value = _jsonable(report.params.get(name))
+            if self._live_sent.get(name) != value:
+                changed[name] = self._live_sent[name] = value
+        if changed:
+            self.web.call_soon(self._queue_live, changed)
+
+    def _queue_live(self, values: dict[str, Any]) -> None:
+        for client in self._clients.values():
+            client.live.update(values)
+            client.event.set()
+
     def _queue(self, name: str, value: Any) -> None:
         for client in self._clients.values():
             client.pending[name] = value
@@ -172,8 +205,11 @@ class ControlPanel:
             await client.event.wait()
             client.event.clear()
             values, client.pending = client.pending, {}
+            live, client.live = client.live, {}
             if values:
                 await client.send({"type": "values", "values": values}, self.web.write_timeout)
+            if live:
+                await client.send({"type": "live", "values": live}, self.web.write_timeout)
             await asyncio.sleep(1.0 / SEND_HZ)
 
     async def _signal_loop(self, client: "_Client") -> None:
@@ -245,6 +281,7 @@ class _Client:
     def __init__(self, ws: web.WebSocketResponse):
         self.ws = ws
         self.pending: dict[str, Any] = {}
+        self.live: dict[str, Any] = {}  # values routes gave the last frame (parameters they drive)
         self.event = asyncio.Event()
 
     async def send(self, message: dict[str, Any], timeout: float) -> None:
@@ -422,6 +459,17 @@ function show(name, value){
     const out = el.parentElement.querySelector('output'); if (out) out.textContent = (+value).toPrecision(3);
   }
 }
+function live(name, value){  // what a route made of the parameter this frame: readout and a bar behind the row
+  for (const el of els(name)) {
+    el.dataset.live = JSON.stringify(value);
+    const row = el.closest('.ctl'); if (!row) continue;
+    const out = row.querySelector('output'); if (out && typeof value === 'number') out.textContent = '\u21e2' + value.toPrecision(3);
+    if (el.type === 'range' && typeof value === 'number') {
+      const f = Math.min(1, Math.max(0, (value - +el.min) / ((+el.max - +el.min) || 1))) * 100;
+      row.style.background = 'linear-gradient(90deg,#1d3347 ' + f + '%,transparent ' + f + '%)';
+    }
+  }
+}
 function throttled(name){  // one message per animation frame while a slider moves
   if (pending.has(name)) return;
   pending.set(name, true);
@@ -493,6 +541,7 @@ function connect(){
     else if (m.type === 'values') { for (const [k, v] of Object.entries(m.values)) show(k, v); }
     else if (m.type === 'presets') presets(m.names);
     else if (m.type === 'meters') meters(m.signals);
+    else if (m.type === 'live') { for (const [k, v] of Object.entries(m.values)) live(k, v); }
     else if (m.type === 'routes') routes(m.routes);
     else if (m.type === 'signals') { for (const [k, v] of Object.entries(m.values)) { const bar = document.querySelector('[data-signal="'+CSS.escape(k)+'"]'); if (bar) { const lo = +bar.dataset.low, hi = +bar.dataset.high; bar.value = Math.min(1, Math.max(0, (v - lo) / ((hi - lo) || 1))); } } }
     else if (m.type === 'ack') { window.vrbLastAck = {name: m.name, value: m.value, t: Date.now()}; if (m.note) say(m.note); if (m.name && m.value !== undefined && !/^(preset|route|midi)[.]/.test(m.name) && m.name !== 'tap') show(m.name, m.value); }
