@@ -202,3 +202,18 @@ def test_catalog_is_nvidias_official_pickles():
                                  "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/"))
         assert f"{m.resolution}" in m.url or m.url.startswith(library.ADA)
         assert m.sha256 is None and "none published" in m.hash_source  # nothing pinned without a source
+
+
+def test_unknown_names_and_uncached_paths_are_one_line(cache, capsys):
+    from bridge.cli import main
+
+    assert main(["models", "get", "sg3r-afhq"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean sg3r-afhqv2-512" in err and err.count("\n") == 1
+    assert main(["models", "path", "sg2-ffhq-1024"]) == 2
+    assert "vrbridge models get sg2-ffhq-1024" in capsys.readouterr().err
+    assert main(["models", "--json"]) == 0
+    import json
+
+    listing = json.loads(capsys.readouterr().out)
+    assert listing["cache"] == str(cache) and not any(m["cached"] for m in listing["models"])
