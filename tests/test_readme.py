@@ -175,13 +175,16 @@ def run_osc_monitor(command: str, cwd: Path) -> None:
         client = SimpleUDPClient("127.0.0.1", 7701)
         deadline = time.monotonic() + 60
         lines: list[str] = []
-        os.set_blocking(proc.stdout.fileno(), False)
+        fd = proc.stdout.fileno()
+        os.set_blocking(fd, False)  # read the raw pipe: a text wrapper over a non-blocking pipe fails on "no data"
         while time.monotonic() < deadline and not any("/vrb/fps" in line for line in lines):
             client.send_message("/vrb/fps", 29.5)
             time.sleep(0.3)
-            chunk = proc.stdout.read()
-            if chunk:
-                lines.extend(chunk.splitlines())
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                continue
+            lines.extend(chunk.decode(errors="replace").splitlines())
         assert any("/vrb/fps" in line and "29.5" in line for line in lines), lines
     finally:
         os.killpg(proc.pid, signal.SIGINT)
