@@ -145,6 +145,7 @@ def pulse(tmp_path, monkeypatch):
             proc.wait(5)
 
 
+@pytest.mark.slow
 def test_real_device_vanishes_and_comes_back(tmp_path, pulse, caplog):
     start, play = pulse
     clicks = tmp_path / "clicks.wav"
@@ -171,6 +172,7 @@ def test_real_device_vanishes_and_comes_back(tmp_path, pulse, caplog):
             service.close()
 
 
+@pytest.mark.slow
 def test_recording_has_the_sound_muxed_in(tmp_path):
     """--record with --audio file:...: ffprobe finds a video and an audio stream of about the same length."""
     import json

@@ -5,7 +5,7 @@ ahead), and ``feature.tempo`` picks whole-frame lags (at 43 frames/s a lag step 
 the tracker here is a small online one, re-estimated every half second over the last 8 s:
 
 * **tempo**: the autocorrelation of the flux envelope, read at fractional lags k x T for k = 1.. (all beats
-  in the window, not just the first), scored on a 0.05 bpm grid; a log-normal prior centred on 120 bpm (one
+  in the window, not just the first), scored on a 0.5 bpm grid and then refined on a 0.05 bpm one; a log-normal prior centred on 120 bpm (one
   octave wide, as librosa's) settles the octave. Using every multiple of T makes the estimate as precise as
   the whole window allows (a 0.1 frame error spread over 16 beats is ~0.03 %), well inside 1 %.
 * **phase**: the offset that best lines a comb of period T up with the most recent flux peaks; the beat
@@ -23,6 +23,7 @@ import numpy as np
 WINDOW_S = 8.0
 UPDATE_S = 0.5
 MIN_BPM, MAX_BPM, STEP_BPM = 60.0, 200.0, 0.05
+COARSE_BPM = 0.5  # first pass grid; the best coarse candidate is refined at STEP_BPM within +-COARSE_BPM
 PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0
 MIN_CONFIDENCE = 1.5
 PHASE_BEATS = 4  # beats of history the phase comb looks at
@@ -34,8 +35,7 @@ class OnlineBeat:
     def __init__(self, frame_rate: float) -> None:
         self.frame_rate = float(frame_rate)
         self._env: collections.deque[float] = collections.deque(maxlen=int(WINDOW_S * frame_rate))
-        self._bpms = np.arange(MIN_BPM, MAX_BPM + STEP_BPM / 2, STEP_BPM)
-        self._prior = np.exp(-0.5 * (np.log2(self._bpms / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+        self._coarse = np.arange(MIN_BPM, MAX_BPM + COARSE_BPM / 2, COARSE_BPM)
         self._since_update = 0
         self.frames = 0
         self.bpm = 0.0
@@ -75,19 +75,29 @@ class OnlineBeat:
             self.confidence = 0.0
             return
         ac = ac / ac[0]
+        coarse = self._comb_scores(self._coarse, ac)  # every 0.5 bpm, then 0.05 bpm around the best
+        weighted = np.maximum(coarse, 0.0) * self._prior(self._coarse)
+        best = int(np.argmax(weighted))
+        self.confidence = float(coarse[best]) / (float(np.mean(np.abs(coarse))) + 1e-9)
+        fine = self._coarse[best] + np.arange(-COARSE_BPM, COARSE_BPM + STEP_BPM / 2, STEP_BPM)
+        fine = fine[(fine >= MIN_BPM) & (fine <= MAX_BPM)]
+        self.bpm = float(fine[int(np.argmax(self._comb_scores(fine, ac)))])
+        self._beat_frame = self._phase_anchor(env, self.frame_rate * 60.0 / self.bpm)
+
+    def _comb_scores(self, bpms: np.ndarray, ac: np.ndarray) -> np.ndarray:
+        """Mean autocorrelation at every multiple of each candidate's period (fractional lags, interpolated)."""
+        n = len(ac)
         max_lag = n * 0.75  # long lags rest on too few products to be trusted
-        periods = self.frame_rate * 60.0 / self._bpms
+        periods = self.frame_rate * 60.0 / bpms
         multiples = np.arange(1, int(max_lag // periods.min()) + 1)
         lags = periods[:, None] * multiples[None, :]  # (candidates, multiples); past max_lag masked
         valid = lags <= max_lag
         values = np.interp(np.where(valid, lags, 0.0), np.arange(n), ac)
-        scores = (values * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
-        weighted = np.maximum(scores, 0.0) * self._prior
-        best = int(np.argmax(weighted))
-        spread = float(np.mean(np.abs(scores))) + 1e-9
-        self.confidence = float(scores[best]) / spread
-        self.bpm = float(self._bpms[best])
-        self._beat_frame = self._phase_anchor(env, periods[best])
+        return (values * valid).sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+
+    @staticmethod
+    def _prior(bpms: np.ndarray) -> np.ndarray:
+        return np.exp(-0.5 * (np.log2(bpms / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
 
     def _phase_anchor(self, env: np.ndarray, period: float) -> float:
         """Frame index of the most recent beat: the comb offset that collects the most flux."""
