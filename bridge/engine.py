@@ -160,6 +160,7 @@ class Engine:
         self.mixer = LatentMixer(generator, device)
         self.clock = StageClock()
         self.capture_clock = StageClock()
+        self.output_clock = StageClock()  # frames handed to the sinks (also while frozen or held)
         self.stage_health = StageHealth()
         self.frames_box: Latest[Frame] = Latest()
         self.latents_box: Latest[tuple[Frame, dict]] = Latest()
@@ -306,6 +307,7 @@ class Engine:
             "uptime_s": round(time.monotonic() - self.started_at, 1) if self.started_at else 0.0,
             "fps": round(self.clock.fps(), 2),
             "source_fps": round(self.capture_clock.fps(), 2),
+            "output_fps": round(self.output_clock.fps(), 2),
             "frames": self.frames_rendered,
             "published": self.frames_published,
             "dropped": self.dropped(),
@@ -526,6 +528,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001
                 self.stage_health.fail("publish", exc, sink.describe())
         self.frames_published += 1
+        self.output_clock.tick(time.monotonic())
         self.clock.add("publish", (time.perf_counter() - t0) * 1000.0)
         if fresh and source_frame is not None:  # a new camera frame made it out: capture -> publish
             self.clock.add("latency", (t_rendered - source_frame.t_capture) * 1000.0)

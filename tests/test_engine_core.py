@@ -432,3 +432,19 @@ def test_an_oversized_source_frame_is_shrunk_at_the_capture_boundary(generator, 
         assert engine.latest_input().shape == (MAX_SOURCE_SIDE // 2, MAX_SOURCE_SIDE, 3)
     finally:
         engine.stop()
+
+
+def test_status_shows_output_render_and_source_rates_without_alarming_drops(running):
+    from bridge.commands.run import format_status
+
+    engine, sink = running()
+    assert wait_for(lambda: engine.frames_published >= 3)
+    engine.params.set("freeze", True)
+    published = engine.frames_published
+    assert wait_for(lambda: engine.frames_published >= published + 3)  # sinks keep getting frames
+    health = engine.health()
+    assert health["output_fps"] > 0
+    line = format_status(health)
+    assert line.startswith("out ") and " fps | render " in line and "| source " in line
+    assert "dropped" not in line  # skipped source frames are normal; they stay in health and telemetry
+    assert "dropped" in health

@@ -85,7 +85,7 @@ def _install_signal_handlers(engine) -> None:
 
 
 class StatusLine:
-    """A once-a-second line: fps, per-stage ms, dropped frames, errors, latency."""
+    """A once-a-second line: what a VJ needs (output, render and source fps, stage ms, latency, errors)."""
 
     def __init__(self, engine, every: float) -> None:
         self.engine = engine
@@ -100,11 +100,15 @@ class StatusLine:
 
 
 def format_status(health: dict) -> str:
+    """``out`` frames the sinks get per second (they keep getting frames while frozen or held), ``render`` new
+    pictures per second, ``source`` input frames per second. Source frames the renderer skips because a newer
+    one came (normal when the source is faster) are not shown here: they are ``dropped`` in health/telemetry."""
     ms = health.get("stage_ms", {})
     stages = " ".join(f"{k} {ms[k]:.0f}" for k in ("encode", "map", "synth", "fit", "publish") if k in ms)
     errors = sum(health.get("errors", {}).values())
-    line = (f"fps {health['fps']:5.1f} (source {health.get('source_fps', 0):.0f}) | ms {stages or '-'} | latency {ms.get('latency', 0):.0f} ms | "
-            f"frames {health['frames']} | dropped {health['dropped']} | errors {errors} | {health['status']}")
+    line = (f"out {health.get('output_fps', 0):4.1f} fps | render {health['fps']:4.1f} | "
+            f"source {health.get('source_fps', 0):.0f} | ms {stages or '-'} | latency {ms.get('latency', 0):.0f} ms | "
+            f"frames {health['frames']} | errors {errors} | {health['status']}")
     source = health.get("source", {}).get("status", "")
     if source and source not in ("running",) and not source.startswith("showing"):
         line += f" | source {source}"
