@@ -233,6 +233,7 @@ def test_harmless_fork_kwargs_are_accepted(tmp_path, tiny_gs, kwargs):
     ({"my_fork_style_blend": 0.3}, "my_fork_style_blend=0.3"),
     ({"architecture": "sparse"}, "architecture="),
     ({"latent_size": 512}, "latent_size=512"),
+    ({"mapping_layers": 8}, "mapping_layers=8"),
 ])
 def test_forward_changing_fork_kwargs_are_refused_in_one_line(tmp_path, tiny_gs, kwargs, named):
     path = write_tf_pickle(tmp_path / "fork.pkl", tiny_gs, static_kwargs=kwargs)

@@ -53,7 +53,7 @@ HARMLESS_KWARGS = frozenset({
 })
 # Read into the config (or checked against the weights' shapes).
 MAPPED_KWARGS = frozenset({
-    "latent_size", "label_size", "dlatent_size", "resolution", "num_channels", "mapping_layers",
+    "latent_size", "label_size", "dlatent_size", "resolution", "num_channels", "mapping_layers",  # checked
     "mapping_fmaps", "label_fmaps", "mapping_lrmul", "mapping_nonlinearity", "fmap_base", "fmap_max",
     "fmap_min", "fmap_decay", "architecture", "resample_kernel", "use_noise", "nonlinearity", "conv_clamp",
     "normalize_latents", "mapping_func", "synthesis_func",
@@ -182,11 +182,12 @@ def convert_tf_generator(net: TFNetworkRecord, source: str = "TensorFlow pickle"
                                "min(channel_base / res, channel_max), which this generator needs")
     const = _arr(params, "synthesis/4x4/Const/const", source)
     rgb = _arr(params, f"synthesis/{resolution}x{resolution}/ToRGB/weight", source)
-    mapping_layers = int(kwargs.get("mapping_layers", 8))
+    mapping_layers = len({n for n in params if re.fullmatch(r"mapping/Dense\d+/weight", n)})
+    if kwargs.get("mapping_layers") not in (None, mapping_layers):
+        raise NetworkLoadError(f"{source}: kwarg mapping_layers={kwargs['mapping_layers']} but the mapping "
+                               f"network has {mapping_layers} Dense layers")
     dense0 = _arr(params, "mapping/Dense0/weight", source)
     last = _arr(params, f"mapping/Dense{mapping_layers - 1}/weight", source)
-    if f"mapping/Dense{mapping_layers}/weight" in params:
-        raise NetworkLoadError(f"{source}: mapping has more Dense layers than mapping_layers={mapping_layers}")
     label = params.get("mapping/LabelEmbed/weight")
     c_dim = int(label.shape[0]) if label is not None else 0
     embed = int(label.shape[1]) if label is not None else 0
