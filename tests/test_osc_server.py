@@ -357,3 +357,20 @@ def test_kernel_drops_in_a_burst_are_counted():
         assert server.stats()["kernel_drops"] == server.kernel_drops
     finally:
         server.close()
+
+
+def test_recent_incoming_messages_are_in_the_servers_health(rig):
+    """The engine holds the control port, so `oscdump 7700` cannot watch it: the server keeps its own list."""
+    engine, server, client, _ = rig
+    client.send_message("/vrb/psi", 0.25)
+    client.send_message("/vrb/seed", "seven")
+    send_raw(b"garbage!", server.port)
+    _settle(server, 3)
+    recent = server.stats()["recent"]
+    assert len(recent) == 3
+    assert recent[0].endswith("127.0.0.1 /vrb/psi 0.25 -> ok")
+    assert recent[1].endswith("/vrb/seed 'seven' -> type") and recent[2].endswith("(not OSC) -> malformed")
+    for i in range(40):
+        client.send_message("/vrb/psi", i / 100)
+    _settle(server, 43)
+    assert len(server.stats()["recent"]) == 20  # bounded

@@ -15,6 +15,7 @@ to the error listeners (telemetry sends it on ``/vrb/error s:code s:detail``). T
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
 import logging
@@ -44,6 +45,7 @@ Ticker = Callable[[float], bool]
 DEFAULT_MAX_PACKET = 8192  # bytes; larger datagrams are "oversize" (a control message is a few dozen bytes)
 DEFAULT_MAX_AHEAD_S = 60.0  # timetags further in the future are refused ("timetag")
 MAX_PENDING = 4096  # scheduled messages waiting for their timetag
+RECENT = 20  # incoming messages remembered for health (what arrived, from whom, what became of it)
 DEFAULT_RCVBUF = 4 << 20  # bytes of kernel receive buffer asked for: absorbs a burst from a busy rig
 SO_RXQ_OVFL = getattr(socket, "SO_RXQ_OVFL", 40 if sys.platform.startswith("linux") else None)
 TICK_S = 0.01  # ticker period while any ticker is active (slews, fades, LFO)
@@ -106,6 +108,8 @@ class OscServer:
                                      "scheduled", "late", "errors"), 0)
         self.errors = dict.fromkeys(ERROR_CODES, 0)
         self.last_error = ""
+        # The engine holds the control port, so `oscdump 7700` cannot watch it: this is the engine's own monitor.
+        self.recent: collections.deque[str] = collections.deque(maxlen=RECENT)
 
     # -- wiring (call before or after start; from any thread) ------------------------------------------
     def add_handler(self, address_pattern: str, fn: Handler) -> None:
@@ -184,7 +188,7 @@ class OscServer:
 
     def stats(self) -> dict[str, Any]:
         return {**self.counts, "pending": len(self._pending), "errors_by_code": dict(self.errors),
-                "last_error": self.last_error, "port": self.port, "rcvbuf": self.rcvbuf,
+                "last_error": self.last_error, "port": self.port, "rcvbuf": self.rcvbuf, "recent": list(self.recent),
                 **({"kernel_drops": self.kernel_drops} if self.kernel_drops is not None else {})}
 
     def describe(self) -> str:
@@ -263,14 +267,17 @@ class OscServer:
         self.counts["datagrams"] += 1
         if not self.allow.allows(sender[0]):
             self._fail("denied", f"sender {sender[0]} is not in osc_allow", sender)
+            self.note_refused(sender, "(datagram)", "denied")
             return
         if len(data) > self.max_packet:
             self._fail("oversize", f"{len(data)} byte datagram (at most {self.max_packet})", sender)
+            self.note_refused(sender, f"({len(data)} bytes)", "oversize")
             return
         try:
             packet = codec.decode(data)
         except codec.Malformed as exc:
             self._fail("malformed", exc.detail, sender)
+            self.note_refused(sender, "(not OSC)", "malformed")
             return
         if isinstance(packet, codec.Message):
             self.counts["messages"] += 1
@@ -307,6 +314,14 @@ class OscServer:
     # -- one message -----------------------------------------------------------------------------------
     def dispatch(self, address: str, args: tuple, sender: Sender = ("api", 0)) -> bool:
         """Run one message now; return whether something took it. Bad input is answered, never raised."""
+        errors_before = self.counts["errors"]
+        took = self._dispatch(address, args, sender)
+        outcome = self.last_error.split(":", 1)[0] if self.counts["errors"] > errors_before else (
+            "ok" if took else "ignored")
+        self.recent.append(_describe_message(sender, address, args, outcome))
+        return took
+
+    def _dispatch(self, address: str, args: tuple, sender: Sender) -> bool:
         try:
             handled = self._call_handlers(address, args, sender)
             params = self._select_params(address, exact_required=not handled)
@@ -394,6 +409,9 @@ class OscServer:
         """For collaborators (maps, presets) that find bad input outside ``dispatch``: count and answer it."""
         self._fail(code, detail, sender)
 
+    def note_refused(self, sender: Sender, what: str, code: str) -> None:
+        self.recent.append(_describe_message(sender, what, (), code))
+
     def _fail(self, code: str, detail: str, sender: Sender) -> None:
         code = code if code in self.errors else "internal"
         detail = clip_line(detail)  # it may quote an 8 KB address or string back
@@ -438,3 +456,11 @@ def _count_kernel_drops(sock: socket.socket) -> bool:
         return True
     except OSError:
         return False
+
+
+def _describe_message(sender: Sender, address: str, args: tuple, outcome: str) -> str:
+    """One line of the recent-messages monitor: ``12:03:01.250 127.0.0.1 /vrb/psi 0.5 -> ok``."""
+    stamp = time.strftime("%H:%M:%S", time.localtime()) + f".{int(time.time() * 1000) % 1000:03d}"
+    shown = " ".join(clip_line(repr(a) if isinstance(a, str) else str(a), 40) for a in args[:4])
+    more = f" (+{len(args) - 4})" if len(args) > 4 else ""
+    return f"{stamp} {sender[0] or 'engine'} {clip_line(address, 80)} {shown}{more} -> {outcome}".replace("  ", " ")
