@@ -11,7 +11,7 @@ if [ -z "${NDI_CONFIG_DIR:-}" ]; then
   echo '{"ndi":{"networks":{"ips":"127.0.0.1","discovery":""}}}' > "$NDI_CONFIG_DIR/ndi-config.v1.json"
   export NDI_CONFIG_DIR
 fi
-for suite in ${VRBRIDGE_BENCH_SUITES:-generator encoder engine osc tracking sinks}; do
+for suite in ${VRBRIDGE_BENCH_SUITES:-generator encoder engine osc tracking sinks levers}; do
   echo "== vrbridge bench $suite $*" >&2
   python -m bridge bench "$suite" "$@" --json "bench/results/$suite.json" | tee "bench/results/$suite.md"
 done

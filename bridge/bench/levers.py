@@ -168,6 +168,10 @@ def run(args) -> dict:
     if threads:
         torch.set_num_threads(int(threads))
     resolutions = _env_list("VRBRIDGE_BENCH_RESOLUTIONS", int) or ((256,) if quick else RESOLUTIONS)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        from bridge.cli import UserError
+
+        raise UserError("--device cuda: no CUDA device is available")
     rows, notes = [], []
     for res in resolutions:
         print(f"measuring levers at {res}px on {device} ...", file=sys.stderr, flush=True)
