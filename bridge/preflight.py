@@ -17,7 +17,9 @@ from bridge.endpoints import split_endpoint
 # setting -> (protocol, default host): the sockets the engine listens on.
 LISTENERS = {"osc_in": ("udp", "127.0.0.1"), "oscquery": ("tcp", "127.0.0.1"), "preview": ("tcp", "127.0.0.1")}
 # settings naming a file that must exist (an empty value means "none").
-FILES = ("encoder_weights", "hand_model")
+FILES = ("encoder_weights", "hand_model", "pose_model", "face_model")
+# ... except this word, which names Google's official landmarker bundle (bridge.tracking.model).
+OFFICIAL = "official"
 
 
 class PreflightError(RuntimeError):
@@ -68,6 +70,8 @@ def port_problem(protocol: str, host: str, port: int) -> str:
 def _check_files(settings: Mapping[str, Any]) -> None:
     for name in FILES:
         value = str(settings.get(name) or "").strip()
+        if name.endswith("_model") and value == OFFICIAL:
+            continue
         if value and not os.path.isfile(os.path.expanduser(value)):
             raise PreflightError(f"{name}: no such file {value!r} ({_flag(name)} FILE)")
 

@@ -142,7 +142,8 @@ def test_telemetry_gets_the_performers_keypoints_and_each_trackers_cost():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"pose_model": "/nowhere/pose.task"}, "pose model not found: /nowhere/pose.task"),
+    ({"pose_model": "/nowhere/pose.task"}, "pose_model: no such file '/nowhere/pose.task' \\(--pose-model FILE\\)"),
+    ({"face_model": str(REPO / "README.md")}, "README.md is not a MediaPipe .task bundle"),
     ({"face_model": "official", "allow_download": False}, "official face bundle is not in .*--allow-download"),
     ({"performer_input": "osc"}, "performer_input = osc needs the OSC control input"),
     ({"track": ["pose", "fase"]}, "track: 'fase' is not one of .*did you mean face"),

@@ -34,7 +34,8 @@ class MediaPipeFaceTracker(FrameWorker):
 
     def describe(self) -> str:
         how = "blendshapes" if self.blendshapes else "gestures from landmarks"
-        return f"mediapipe face (VIDEO mode, up to {self.num_faces} faces, {how})"
+        faces = "1 face" if self.num_faces == 1 else f"{self.num_faces} faces"
+        return f"mediapipe face (VIDEO mode, up to {faces}, {how})"
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "faces": self.stage.faces, "calibrated": self.stage.features.calibrated,

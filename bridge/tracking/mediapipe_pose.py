@@ -30,7 +30,8 @@ class MediaPipePoseTracker(FrameWorker):
         self.stage = BodyStage(self._params, bus, source="pose")
 
     def describe(self) -> str:
-        return f"mediapipe pose (VIDEO mode, up to {self.num_poses} people)"
+        people = "1 person" if self.num_poses == 1 else f"{self.num_poses} people"
+        return f"mediapipe pose (VIDEO mode, up to {people})"
 
     def stats(self) -> dict[str, Any]:
         return {**super().stats(), "people": self.stage.people, "lock_switches": self.stage.lock.switches}
