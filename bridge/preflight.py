@@ -30,6 +30,7 @@ def check(settings: Mapping[str, Any]) -> None:
     """Raise :class:`PreflightError` for the first busy port or missing file."""
     _check_files(settings)
     _check_network(settings)
+    _check_midi(settings)
     seen: dict[tuple[str, int], str] = {}
     for name, (protocol, default_host) in LISTENERS.items():
         text = str(settings.get(name) or "").strip()
@@ -86,6 +87,15 @@ def _check_network(settings: Mapping[str, Any]) -> None:
     if find_model(value) is None:
         raise PreflightError(f"network: no such file {value!r}, and no model of that name in the library "
                              "(list them with: vrbridge models)")
+
+
+def _check_midi(settings: Mapping[str, Any]) -> None:
+    """MIDI ports named and maps given: found and valid before the model loads (the MIDI system is cheap to ask)."""
+    from bridge.midi import preflight_problem
+
+    problem = preflight_problem(settings)
+    if problem:
+        raise PreflightError(problem)
 
 
 def _flag(name: str) -> str:

@@ -34,3 +34,23 @@ def test_two_peers_agree_on_tempo_and_phase():
     finally:
         for peer in peers:
             peer.close()
+
+
+def test_link_is_off_by_default_and_joins_with_the_flag(tmp_path):
+    pytest.importorskip("aalink")
+    from bridge.link import attach as attach_link
+    from bridge.osc import attach as attach_osc
+    from test_osc_support import MiniEngine
+
+    engine = MiniEngine()
+    attach_osc(engine, {"osc_in": "127.0.0.1:0", "osc_out": [], "oscquery": "off", "presets": str(tmp_path / "p")})
+    assert attach_link(engine, {}) is None and attach_link(engine, {"link": False}) is None
+    service = attach_link(engine, {"link": True})
+    assert service in engine.services
+    engine.start()
+    try:
+        assert wait_until(lambda: service.link is not None, 5.0)
+        engine.params.set("bpm", 97.0, source="osc")  # proposed to the session (alone in it: it stays)
+        assert wait_until(lambda: abs(float(service.link.tempo) - 97.0) < 0.01, 5.0)
+    finally:
+        engine.close()

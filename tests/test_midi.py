@@ -280,8 +280,11 @@ def test_port_layer_says_why_in_one_line():
     if not _midi_system():
         assert len(midi) == 2 and "MIDI:" in midi[1] and "ALSA" not in result.stderr
     from bridge.cli import UserError
-    from bridge.midi import attach
+    from bridge.midi import attach, preflight_problem
 
+    problem = preflight_problem({"midi_in": ["surely-not-a-port-xyz"]})  # before the model loads
+    assert problem.startswith("midi_in: ") and "\n" not in problem
+    assert preflight_problem({}) == ""
     engine = MiniEngine()
     with pytest.raises(UserError) as info:
         attach(engine, {"midi_in": ["surely-not-a-port-xyz"]})

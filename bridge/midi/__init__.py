@@ -127,6 +127,30 @@ def learn_path(setting: str, show_file: str | None) -> Path:
     return Path("vrbridge-midi.toml")
 
 
+def preflight_problem(settings: Mapping[str, Any]) -> str:
+    """One line saying why the MIDI settings cannot work ("" when they can), without opening anything."""
+    from bridge.midi.maps import MidiMapError, load_midi_map
+    from bridge.midi.ports import MidiUnavailable, list_ports, pick
+    from bridge.osc import _as_list
+
+    inputs, maps = _as_list(settings.get("midi_in")), _as_list(settings.get("midi_maps"))
+    output = str(settings.get("midi_out") or "").strip()
+    try:
+        for spec in maps:
+            load_midi_map(spec)
+        if inputs or output:
+            names_in, names_out = list_ports()
+            for name in inputs:
+                pick(name, names_in, "midi_in")
+            if output:
+                pick(output, names_out, "midi_out")
+    except MidiMapError as exc:
+        return f"midi_maps: {exc}"
+    except MidiUnavailable as exc:
+        return f"{'midi_in' if inputs else 'midi_out'}: {exc}" if str(exc).startswith("MIDI:") else str(exc)
+    return ""
+
+
 def attach(engine, settings: Mapping[str, Any]) -> MidiService | None:
     from bridge.cli import UserError
     from bridge.midi.clock import MidiClock
