@@ -9,7 +9,8 @@ import pytest
 from pythonosc.udp_client import SimpleUDPClient
 
 from bridge.cli import UserError
-from bridge.startup import build_engine
+from bridge.startup import StartupError, build_engine
+from bridge.tracking.model import BUNDLES
 from bridge.frames import HAND_LANDMARK_NAMES
 
 from conftest import IMAGES, STYLEGAN_FIXTURES, free_port
@@ -79,7 +80,9 @@ def test_hands_off_adds_nothing(tmp_path):
 
 
 def test_bad_hand_settings_stop_start_up_with_one_line(tmp_path):
-    with pytest.raises(UserError, match="hand model not found: .*nope.task"):
-        build_engine(settings(tmp_path, hands="mediapipe", hand_model=str(tmp_path / "nope.task")))
+    with pytest.raises(StartupError, match="hand_model: no such file .*nope.task.* \\(--hand-model FILE\\)"):
+        build_engine(settings(tmp_path, hands="mediapipe", hand_model=str(tmp_path / "nope.task")))  # preflight
+    with pytest.raises(UserError, match="is not a hand landmarker bundle: it lacks hand_detector.tflite"):
+        build_engine(settings(tmp_path, hands="mediapipe", hand_model=str(BUNDLES["pose"].path)))
     with pytest.raises(UserError, match="hands = osc needs the OSC control input"):
         build_engine(settings(tmp_path, hands="osc"))
