@@ -3,6 +3,7 @@ left, how features move on a synthetic clip, and that the lock holds with a hand
 from __future__ import annotations
 
 import math
+import subprocess
 import sys
 import time
 
@@ -16,7 +17,7 @@ from bridge.tracking.features import raw_features
 from bridge.tracking.mediapipe_hands import MediaPipeHandTracker
 from bridge.tracking.model import load_hand_model
 
-from conftest import IMAGES
+from conftest import IMAGES, REPO
 
 WRIST, INDEX_TIP = HAND_LANDMARK_NAMES.index("wrist"), HAND_LANDMARK_NAMES.index("index_tip")
 
@@ -226,3 +227,27 @@ def test_lock_stays_on_one_hand_with_its_mirror_image_in_view(overrides, side):
         assert sides[0] == "picture-left"
     if side == "right":
         assert sides[0] == "picture-right"
+
+
+def test_mediapipe_start_up_chatter_stays_off_the_terminal():
+    """LiteRT prints ~12 INFO lines and absl a few W0000 notes to fd 2 when a landmarker starts; a real
+    error line written meanwhile still gets through."""
+    code = (
+        "import sys, time, numpy as np\n"
+        "from bridge.frames import Frame\n"
+        "from bridge.tracking.mediapipe_hands import MediaPipeHandTracker\n"
+        "from bridge.tracking.model import load_hand_model\n"
+        "from bridge.tracking import quiet\n"
+        "t = MediaPipeHandTracker(load_hand_model())\n"
+        "with quiet.native_chatter_muted():\n"
+        "    print('a real error line', file=sys.stderr)\n"
+        "for i in range(3):\n"
+        "    t.process(Frame(rgb=np.zeros((240, 320, 3), np.uint8), index=i, t_capture=time.monotonic()))\n"
+        "print('tracked', flush=True)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,
+                            cwd=str(REPO))
+    assert result.returncode == 0 and "tracked" in result.stdout, result.stderr[-2000:]
+    noise = [line for line in result.stderr.splitlines() if line.startswith(("INFO:", "W0000", "I0000"))]
+    assert noise == [], noise
+    assert "a real error line" in result.stderr

@@ -22,6 +22,7 @@ import numpy as np
 
 from bridge.frames import Frame, Hand, Keypoints, Latest
 from bridge.tracking.base import HandTracker, ParamsFn
+from bridge.tracking.quiet import FirstFramesMuted, native_chatter_muted
 
 _SWAP = {"left": "right", "right": "left"}
 
@@ -42,6 +43,7 @@ class MediaPipeHandTracker(HandTracker):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_ts_ms = -1
+        self._first_frames_muted = FirstFramesMuted()
         self.frames = 0
         self.last_ms = 0.0
         self.avg_ms = 0.0
@@ -100,7 +102,8 @@ class MediaPipeHandTracker(HandTracker):
         ts_ms = max(int(frame.t_capture * 1000.0), self._last_ts_ms + 1)
         self._last_ts_ms = ts_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = landmarker.detect_for_video(image, ts_ms)
+        with self._first_frames_muted():
+            result = landmarker.detect_for_video(image, ts_ms)
         hands = self._hands(result)
         ms = (time.perf_counter() - t0) * 1000.0
         self.last_ms = ms
@@ -122,7 +125,8 @@ class MediaPipeHandTracker(HandTracker):
 
     def _ensure_landmarker(self):
         if self._landmarker is None:
-            self._landmarker = create_landmarker(self._model, self.num_hands, self.min_confidence)
+            with native_chatter_muted():  # LiteRT's INFO lines
+                self._landmarker = create_landmarker(self._model, self.num_hands, self.min_confidence)
         return self._landmarker
 
     def _run(self) -> None:

@@ -22,6 +22,7 @@ import numpy as np
 
 from bridge.frames import Frame, Latest
 from bridge.params import DEFAULTS
+from bridge.tracking.quiet import FirstFramesMuted, native_chatter_muted
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class FrameWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_ts_ms = -1
+        self._first_frames_muted = FirstFramesMuted()
         self.status = "idle"
         self.frames = 0
         self.found = 0
@@ -103,7 +105,8 @@ class FrameWorker:
         ts_ms = max(int(frame.t_capture * 1000.0), self._last_ts_ms + 1)
         self._last_ts_ms = ts_ms
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = self._detect(landmarker, image, ts_ms)
+        with self._first_frames_muted():
+            result = self._detect(landmarker, image, ts_ms)
         ms = (time.perf_counter() - t0) * 1000.0
         self.last_ms = ms
         self.avg_ms = ms if self.frames == 0 else 0.9 * self.avg_ms + 0.1 * ms
@@ -137,7 +140,8 @@ class FrameWorker:
     # -- internals -----------------------------------------------------------------------------------------
     def _ensure_landmarker(self):
         if self._landmarker is None:
-            self._landmarker = self._create()
+            with native_chatter_muted():  # LiteRT's INFO lines
+                self._landmarker = self._create()
         return self._landmarker
 
     def _release(self) -> None:
