@@ -18,7 +18,7 @@ What it makes (see td_project/README.md):
     vrb_oscout     OSC Out DAT -> engine control port (sendOSC per changed parameter)
     vrb_parexec    Parameter Execute DAT: any custom parameter change/pulse -> vrb_logic
     vrb_telemetry  OSC In CHOP on the telemetry port (prefix /vrb stripped: channels fps, ms/encode, h1/...)
-    vrb_stats, vrb_hand, vrb_latents, vrb_health, vrb_echo   Select CHOPs: clean channel groups
+    vrb_stats, vrb_hand, vrb_performer, vrb_latents, vrb_health, vrb_echo   Select CHOPs: clean channel groups
     vrb_beat       CHOP Execute DAT: heartbeat channel changed -> remember when
     vrb_watchdog   Execute DAT: every frame, Enginestate = waiting | starting | running | lost | exited
     vrb_spout_in   Syphon Spout In TOP (Windows Spout / macOS Syphon), sender name from Sendername
@@ -394,6 +394,7 @@ def both_separators(pattern):
 CHANNEL_GROUPS = {
     "vrb_stats": ["frame", "fps", "dropped", "uptime", "heartbeat", "ms/*", "bpm", "beat/*"],
     "vrb_hand": ["h1/*", "hand/*"],
+    "vrb_performer": ["p1/*", "f1/*", "track/*"],
     "vrb_latents": ["z/*"],
     "vrb_health": ["health/*", "osc/*"],
 }

@@ -247,3 +247,32 @@ def test_telemetry_names_the_33_landmarks_in_image_coordinates():
     assert values["/vrb/p1/nose/x"] == pytest.approx(person[0, 0]) and values["/vrb/p1/right_ankle/y"] > 0.9
     assert telemetry_values(person, mirror=True)["/vrb/p1/nose/x"] == pytest.approx(1 - person[0, 0])
     assert telemetry_values(None) == {"/vrb/p1/present": 0}
+
+
+def test_leaning_the_player_moves_lean_the_right_way():
+    """The photo turned about the player's feet: clockwise in the picture is + lean (toward the picture's right)."""
+    def turned(angle_cw: float) -> np.ndarray:
+        out = place(PERSON, 210)
+        turn = cv2.getRotationMatrix2D((320, 470), -angle_cw, 1.0)
+        return cv2.warpAffine(out, turn, (640, 480), borderValue=BACKGROUND)
+
+    feats = np.array([track_clip([turned(a)])[0] for a in (-12, 0, 12)])
+    lean = feats[:, 8]
+    assert lean[0] < lean[1] < lean[2], lean
+    assert (lean[2] - lean[0]) == pytest.approx(2 * math.sin(math.radians(12)), abs=0.12), lean
+    mirrored = raw_features(np.array(REFERENCE["landmarks"]), 640 / 480, mirror=True)[8]
+    assert mirrored == pytest.approx(-raw_features(np.array(REFERENCE["landmarks"]), 640 / 480)[8])
+
+
+def test_raised_and_spread_wrists_read_as_hands_up_and_arm_spread():
+    """Landmark edits stand in for poses no test photo shows (the tracker's landmarks, arms moved)."""
+    person = np.array(REFERENCE["landmarks"])
+    base = raw_features(person, 640 / 480)
+    up = person.copy()
+    up[_I["left_wrist"], 1] = person[_I["left_shoulder"], 1] - 0.2  # above the shoulder
+    spread = person.copy()
+    spread[_I["left_wrist"], 0] += 0.15
+    spread[_I["right_wrist"], 0] -= 0.15
+    assert raw_features(up, 640 / 480)[6] > 0.5 > base[6] and raw_features(up, 640 / 480)[7] == base[7]
+    assert raw_features(spread, 640 / 480)[5] > base[5] + 0.2
+    assert base[6] < 0 and base[7] < 0.1  # his hands hold the ball at chest height, below the shoulders
