@@ -202,3 +202,30 @@ def test_recording_has_the_sound_muxed_in(tmp_path):
     video_s, audio_s = float(kinds["video"]["duration"]), float(kinds["audio"]["duration"])
     assert abs(video_s - audio_s) < 0.5, (video_s, audio_s)
     assert not (tmp_path / "show.audio.wav").exists()
+
+
+def test_a_broken_block_is_counted_and_the_thread_goes_on(tmp_path):
+    """Garbage from a driver (NaN samples, a block that is not numbers) costs at most that block."""
+    path = tmp_path / "clicks.wav"
+    soundfile.write(path, click_track(120.0, 2.0), FILE_RATE)
+    source = FileInput(str(path))
+    bus = SignalBus()
+    service = AudioService(bus, source, ParamStore())
+    real_read = source.read
+    calls = {"n": 0}
+
+    def flaky_read(timeout=0.1):
+        calls["n"] += 1
+        block = real_read(timeout)
+        if block is not None and calls["n"] % 10 == 0:
+            return np.full(BLOCK, np.nan, np.float32) if calls["n"] % 20 else np.array(["x"] * BLOCK)
+        return block
+
+    source.read = flaky_read  # the boundary a real driver sits behind
+    service.start()
+    try:
+        assert wait_for(lambda: service.blocks > 60 and service.errors >= 1, timeout=20), service.stats()
+        assert all(np.isfinite(v) for v in bus.values().values())
+        assert service._thread.is_alive()
+    finally:
+        service.close()

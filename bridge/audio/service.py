@@ -18,6 +18,8 @@ import threading
 import time
 from typing import Any, Callable
 
+import numpy as np
+
 from bridge.audio.beat import OnlineBeat
 from bridge.audio.features import BLOCK, BLOCK_S, SR, BlockFeatures
 from bridge.audio.gain import AutoGain
@@ -71,6 +73,7 @@ class AudioService:
         self.last_error = ""
         self.blocks = 0
         self.onsets = 0
+        self.errors = 0
         self.reconnects = 0
         self.ms = 0.0
         self.tempo_updates = 0
@@ -105,7 +108,7 @@ class AudioService:
 
     def stats(self) -> dict[str, Any]:
         return {"status": self.status, "blocks": self.blocks, "onsets": self.onsets, "reconnects": self.reconnects,
-                "ms_per_block": round(self.ms, 3), "bpm": round(self.beat.bpm, 2),
+                "errors": self.errors, "ms_per_block": round(self.ms, 3), "bpm": round(self.beat.bpm, 2),
                 "tempo_confidence": round(self.beat.confidence, 2), "last_error": self.last_error}
 
     def describe(self) -> str:
@@ -127,7 +130,13 @@ class AudioService:
             if block is None:
                 self._ease()
                 continue
-            self.process(block)
+            try:
+                self.process(block)
+            except Exception as exc:  # noqa: BLE001 - one bad block costs that block, never the thread
+                self.errors += 1
+                if self.errors <= 3:
+                    log.warning("audio: analysing a block failed: %s: %s", type(exc).__name__, exc)
+                self.bus.report_error(SOURCE, exc)
 
     def _try_open(self) -> bool:
         if not self._backoff.wait(0.1):
@@ -175,6 +184,7 @@ class AudioService:
         """Features of one block -> signals (and the engine's tempo when driven). Returns what was published."""
         t0 = time.perf_counter()
         now = self.clock()
+        block = np.nan_to_num(np.asarray(block, np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
         snapshot = self.params.snapshot() if self.params is not None else {}
         self.features.threshold = float(snapshot.get("audio.onset.threshold", self.features.threshold))
         self.gain.frozen = bool(snapshot.get("audio.gain.freeze", False))
