@@ -23,6 +23,17 @@ from typing import Any, Mapping
 log = logging.getLogger(__name__)
 
 
+def _ready_spec():
+    from bridge.signals import SignalSpec
+
+    return SignalSpec(name="directions.ready", source="directions",
+                      description="1 once the latent directions are loaded (PCA: computed or read from the cache)")
+
+
+DIRECTIONS_READY = _ready_spec()
+SIGNALS = (DIRECTIONS_READY,)  # for the signal catalogue (bridge.signals.SIGNAL_MODULES)
+
+
 class LeverError(ValueError):
     """A lever's start-up setting that cannot be honoured (one line; the engine does not start)."""
 
@@ -49,28 +60,29 @@ class Levers:
 
         latents = engine.mixer
         self._bus = getattr(engine, "signals", None)
+        if self._bus is not None and _method(self.settings) != "off":
+            self._bus.declare(DIRECTIONS_READY)
         if self.directions is not None:
             latents.directions.set(self.directions)
             log.info("directions: %s", self.directions.describe())
+            self._publish_ready(1.0)
         elif _method(self.settings) == "pca":
             latents.directions.request = self._start_pca
-            if self._bus is not None:
-                from bridge.signals import SignalSpec
-
-                self._bus.declare(SignalSpec(name="directions.ready", source="directions",
-                                             description="1 once the PCA directions are computed (0 until then)"))
-                self._bus.publish("directions.ready", 0.0)
+            self._publish_ready(0.0)
         if self.network_b is not None:
             self.mixer = ModelMixer(engine.generator, self.network_b)
             engine.add_manipulation(self.mixer)
             self.network_b = None  # the mixer holds what it needs
         self.bender = Bender()
         engine.add_manipulation(self.bender)
-        bus = getattr(engine, "signals", None)
-        classes = ClassSource(latents.c_dim, self.class_map, bus=bus if self.settings.get("classify") else None)
+        classes = ClassSource(latents.c_dim, self.class_map, bus=self._bus if self.settings.get("classify") else None)
         latents.classes = classes
         if self.settings.get("classify"):
             engine.encoder.add_observer(lambda tap, tensor: classes.observe_logits(tensor) if tap == "fc3" else None)
+
+    def _publish_ready(self, value: float) -> None:
+        if self._bus is not None:
+            self._bus.publish(DIRECTIONS_READY.name, value)
 
     def _start_pca(self, slots) -> None:
         """Compute (or read) the PCA directions off the render thread, then install them into ``slots``."""
@@ -92,8 +104,7 @@ class Levers:
                 return
             slots.set(directions)
             log.info("directions: %s", directions.describe())
-            if self._bus is not None:  # a signal change also makes the engine render the now-active slots
-                self._bus.publish("directions.ready", 1.0)
+            self._publish_ready(1.0)  # a signal change also makes the engine render the now-active slots
 
         log.info("directions: computing %s from %d samples in the background", spec, samples)
         self._pca_thread = threading.Thread(target=work, name="directions-pca", daemon=True)

@@ -41,6 +41,7 @@ SIGNAL_MODULES: tuple[str, ...] = (
     "bridge.scene.depth",
     "bridge.audio.service",
     "bridge.classes",
+    "bridge.levers",
 )
 
 

@@ -89,6 +89,7 @@ def test_pca_is_computed_lazily_off_the_render_thread(tmp_path):
     engine = build_engine(settings(tmp_path, directions="pca:2", directions_samples=300))
     try:
         assert engine.mixer.directions.directions.count == 2
+        assert engine.signals.value("directions.ready") == 1.0
     finally:
         engine.source.close()
 
