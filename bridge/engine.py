@@ -304,6 +304,7 @@ class Engine:
             "model": self.model_description,
             "device": self.device,
             "output_size": list(self.output_size()),
+            "input_size": self._input_size(),
             "uptime_s": round(time.monotonic() - self.started_at, 1) if self.started_at else 0.0,
             "fps": round(self.clock.fps(), 2),
             "source_fps": round(self.capture_clock.fps(), 2),
@@ -333,6 +334,11 @@ class Engine:
             return self.resolution
         side = int(self.generator.img_resolution)
         return side, side
+
+    def _input_size(self) -> list[int] | None:
+        """[width, height] of the newest source frame (None before the first)."""
+        frame = self._last_frame
+        return None if frame is None else [int(frame.rgb.shape[1]), int(frame.rgb.shape[0])]
 
     def latest_input(self) -> np.ndarray | None:
         frame = self._last_frame

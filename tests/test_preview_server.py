@@ -164,3 +164,38 @@ def test_stream_in_headless_chromium(preview, tmp_path):
     assert img is not None
     red = (img[..., 2] > 180) & (img[..., 1] < 60) & (img[..., 0] < 60)
     assert red.sum() >= 0.8 * 320 * 180 * 0.5, red.sum()  # the streamed picture is on screen (allow scaling)
+
+
+def test_captions_follow_the_engines_sizes_not_the_first_picture(tmp_path):
+    """An MJPEG <img> fires 'load' once: a caption taken from it stays at the first slide's size. The page
+    takes the sizes from /status.json each second instead (input 640x480 after a 200x200 first picture)."""
+    chromium = require_tool("chromium")
+    port = free_port(kind=socket.SOCK_STREAM)
+    sizes = {"output_size": [320, 180], "input_size": [200, 200]}
+    sink = make_sink(f"preview:127.0.0.1:{port}", status=lambda: {"fps": 12.0, "frames": 3, **sizes})
+    sink.start()
+    stop = threading.Event()
+
+    def feed():
+        i = 0
+        while not stop.is_set():
+            sink.publish(frame(i, size=(320, 180)))
+            i += 1
+            time.sleep(0.05)
+            if i == 10:
+                sizes["input_size"] = [640, 480]  # the slideshow moved on to a bigger picture
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--no-first-run", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000"]
+    try:
+        time.sleep(1.0)
+        dom = subprocess.run(flags + ["--dump-dom", sink.url], capture_output=True, text=True, timeout=60).stdout
+    finally:
+        stop.set()
+        feeder.join(1)
+        sink.close()
+    assert '<span id="input-size">640x480</span>' in dom, dom[-1500:]
+    assert '<span id="output-size">320x180</span>' in dom

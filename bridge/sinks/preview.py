@@ -250,16 +250,23 @@ async function poll(){
     const s = await (await fetch('/status.json',{cache:'no-store'})).json();
     const ms = Object.entries(s.stage_ms||{}).map(([k,v])=>k+' '+v.toFixed(1)+' ms').join('  ');
     document.getElementById('status').textContent =
-      'fps '+(s.fps||0).toFixed(1)+'   frames '+s.frames+'   dropped '+s.dropped+'   status '+s.status+
+      'out '+(s.output_fps||0).toFixed(1)+' fps   render '+(s.fps||0).toFixed(1)+'   source '+
+      (s.source_fps||0).toFixed(0)+'   frames '+s.frames+'   status '+s.status+
       '\\n'+ms+(s.last_error?'\\nlast error: '+s.last_error:'');
+    // sizes from the engine each second: an MJPEG <img> fires 'load' once, so its own size goes stale
+    // when the input changes (a slideshow of differently sized pictures, a camera reconnecting)
+    for (const [id, size] of [['output', s.output_size], ['input', s.input_size]]) {
+      if (size) showSize(id, size[0] + 'x' + size[1]);
+    }
   }catch(e){document.getElementById('status').textContent='engine not reachable';}
 }
-for (const id of ['output','input']) {  // shows the stream size (and lets tests read it from the DOM)
+function showSize(id, text){  // the caption, and data-size for tests reading the DOM
+  document.getElementById(id).dataset.size = text;
+  document.getElementById(id + '-size').textContent = text;
+}
+for (const id of ['output','input']) {  // until the first status arrives: the stream's own first picture
   const img = document.getElementById(id);
-  img.addEventListener('load', () => {
-    img.dataset.size = img.naturalWidth + 'x' + img.naturalHeight;
-    document.getElementById(id + '-size').textContent = img.dataset.size;
-  });
+  img.addEventListener('load', () => { if (!img.dataset.size) showSize(id, img.naturalWidth + 'x' + img.naturalHeight); });
 }
 setInterval(poll,1000); poll();
 </script>
