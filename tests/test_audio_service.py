@@ -20,7 +20,7 @@ from bridge.audio.service import EASE_S, HOLD_S, SIGNALS, AudioService  # noqa: 
 from bridge.osc.tempo import Tempo  # noqa: E402
 from bridge.params import ParamStore  # noqa: E402
 from bridge.signals import SignalBus  # noqa: E402
-from conftest import IN_CI, require_tool, wait_for  # noqa: E402
+from conftest import IN_CI, require_tool, vrbridge_cmd, wait_for  # noqa: E402
 from test_audio_analysis import FILE_RATE, click_track  # noqa: E402
 
 
@@ -143,6 +143,15 @@ def pulse(tmp_path, monkeypatch):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_devices_command_lists_the_audio_input(pulse):
+    start, _ = pulse
+    start()
+    out = subprocess.run(vrbridge_cmd() + ["devices"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    section = out.stdout.split("audio inputs", 1)[1].split("torch devices", 1)[0]
+    assert "pulse" in section and "Hz" in section, out.stdout
 
 
 @pytest.mark.slow
