@@ -3,9 +3,11 @@
     source frame ─► tracker (own thread) ─► Keypoints (all hands + the locked active one)
                           └─► HandSignals (render thread: smoothed features) ─► hand.* signals ─► routes
 
-Modules: :mod:`.model` (the shipped hand model and its hash), :mod:`.mediapipe_hands` (Tasks API tracker),
-:mod:`.osc_input` (keypoints over OSC), :mod:`.lock` (the active-hand lock), :mod:`.features` (the hand's
-signals), :mod:`bridge.one_euro` (smoothing). :func:`default_routes` are the paper's hand manipulations as routes.
+Modules: :mod:`.model` (the shipped hand, pose and face models and their hashes; :mod:`.tflite_edit` the two
+model edits), :mod:`.mediapipe_hands` (Tasks API tracker), :mod:`.osc_input` (keypoints over OSC), :mod:`.lock`
+(the active-hand lock and the performer lock), :mod:`.features` (the hand's signals), :mod:`bridge.one_euro`
+(smoothing). :func:`default_routes` are the paper's hand manipulations as routes. Body and face
+(``--track pose,face``) are :mod:`.performer`.
 
 Conventions a performer and a rig builder need:
 
