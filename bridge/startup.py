@@ -237,7 +237,7 @@ def _make_sinks(settings: Mapping[str, Any], engine: Engine) -> list:
         specs.append((f"record:{settings['record']}", {"side_by_side": bool(settings.get("record_input", False)),
                                                        "fps": float(settings.get("record_fps", 30.0))}))
     if settings["png_dir"]:
-        specs.append((f"png:{settings['png_dir']}", {}))
+        specs.append((f"png:{settings['png_dir']}", {"params": engine.params}))  # alpha.* rows
     specs.extend((spec, {"params": engine.params}) for spec in settings["sink"])  # live rows (ndi.*, alpha)
     sinks = []
     for spec, options in specs:

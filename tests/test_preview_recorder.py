@@ -73,3 +73,29 @@ def test_png_sequence(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(SinkUnavailable, match="not a folder"):
         make_sink(f"png:{tmp_path / 'file'}")
+
+
+def test_png_sequence_keeps_alpha_with_a_luma_key(tmp_path):
+    """alpha.mode luma: the PNG is RGBA with the key's alpha (dark = clear), like Spout/Syphon/NDI get it;
+    switched back to opaque over the live table, the next PNG is plain RGB."""
+    from bridge.params import ParamStore
+
+    params = ParamStore({"alpha.mode": "luma", "alpha.luma_low": 0.2, "alpha.luma_high": 0.8})
+    folder = tmp_path / "frames"
+    sink = make_sink(f"png:{folder}", params=params)
+    sink.start()
+    t0 = time.monotonic()
+    sink.publish(frame(0, t0, (0, 0, 0), with_input=False))
+    drain(sink, 1)
+    sink.publish(frame(1, t0, (255, 255, 255), with_input=False))
+    drain(sink, 2)
+    params.set("alpha.mode", "opaque")
+    sink.publish(frame(2, t0, (0, 0, 0), with_input=False))
+    drain(sink, 3)
+    sink.close()
+    dark = cv2.imread(str(folder / "frame_000000.png"), cv2.IMREAD_UNCHANGED)
+    light = cv2.imread(str(folder / "frame_000001.png"), cv2.IMREAD_UNCHANGED)
+    opaque = cv2.imread(str(folder / "frame_000002.png"), cv2.IMREAD_UNCHANGED)
+    assert dark.shape[2] == 4 and dark[0, 0, 3] == 0 and tuple(dark[0, 0, :3]) == (0, 0, 0)
+    assert light.shape[2] == 4 and light[0, 0, 3] == 255
+    assert opaque.shape[2] == 3

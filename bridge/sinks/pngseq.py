@@ -3,6 +3,9 @@
 For stills and offline editing. PNG encoding is slow (~10-30 ms at 1024px), so on a fast engine this sink
 keeps up by skipping frames like every sink (``stats()['dropped']`` says how many); a gap in the numbers is
 a skipped frame. Low compression keeps it quick.
+
+Alpha follows the ``alpha.*`` rows like the Spout/Syphon/NDI sinks: with ``alpha.mode`` luma or mask the PNGs
+are RGBA with that alpha (one converter, :class:`bridge.sinks.convert.FrameConverter`); opaque writes RGB.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import os
 from bridge import imageops
 from bridge.frames import RenderedFrame
 from bridge.sinks.base import Sink, SinkUnavailable
+from bridge.sinks.convert import AlphaSettings, FrameConverter
 
 PNG_COMPRESSION = 1
 
@@ -18,9 +22,11 @@ PNG_COMPRESSION = 1
 class PngSequenceSink(Sink):
     kind = "png"
 
-    def __init__(self, folder: str) -> None:
+    def __init__(self, folder: str, params=None) -> None:
         super().__init__(folder)
         self.folder = folder
+        self.params = params
+        self.converter = FrameConverter("bgra", params)
         self.written = 0
 
     def _open(self) -> None:
@@ -30,7 +36,11 @@ class PngSequenceSink(Sink):
         import cv2
 
         path = os.path.join(self.folder, f"frame_{frame.index:06d}.png")
-        ok = cv2.imwrite(path, imageops.rgb_to_bgr(frame.rgb), [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
+        if AlphaSettings.from_params(self.params).mode == "opaque":
+            pixels = imageops.rgb_to_bgr(frame.rgb)
+        else:
+            pixels = self.converter.convert(frame.rgb)  # BGRA, as OpenCV writes a 4-channel PNG
+        ok = cv2.imwrite(path, pixels, [cv2.IMWRITE_PNG_COMPRESSION, PNG_COMPRESSION])
         if not ok:
             raise OSError(f"cannot write {path!r}")
         self.written += 1
@@ -49,7 +59,7 @@ class PngSequenceSink(Sink):
         return f"png {self.folder}/frame_NNNNNN.png"
 
 
-def make(arg: str = "", **_options) -> PngSequenceSink:
+def make(arg: str = "", params=None, **_options) -> PngSequenceSink:
     folder = os.path.expanduser(arg)
     if not folder:
         raise SinkUnavailable("png needs a folder: --png-dir FRAMES/")
@@ -58,4 +68,4 @@ def make(arg: str = "", **_options) -> PngSequenceSink:
     parent = os.path.dirname(os.path.abspath(folder))
     if not os.path.isdir(parent):
         raise SinkUnavailable(f"png: parent folder {parent!r} does not exist")
-    return PngSequenceSink(folder)
+    return PngSequenceSink(folder, params)
