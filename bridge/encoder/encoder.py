@@ -52,7 +52,7 @@ class DemoEncoder:
 DEMO_ENCODER = DemoEncoder(
     "efficientnet_b0", ("stage6",), (128, 96),
     "the liveliest picture for its cost: z turns ~10x more per moving-pattern frame than VGG16 conv4_1's, "
-    "for a quarter to a third of VGG16's encoder time",
+    "for about a third of VGG16's encoder time",
 )
 DEMO_ENCODE_SIZE = DEMO_ENCODER.size
 MAX_ENCODE_SIDE = 4096
