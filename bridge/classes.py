@@ -17,7 +17,9 @@ ImageNet logits at ``fc3``; their softmax p (1000 probabilities) goes through th
 
 (when none of the mapped classes has any probability, class.a is used). The top ImageNet classes are
 published as signals ``scene.class.<name>`` (probability 0..1; a class that drops out of the top is
-published once more as 0), plus ``scene.class.top1_id`` and ``scene.class.top1_p``.
+published once more as 0), plus ``scene.class.top1_id`` and ``scene.class.top1_p``. With ``classify`` on,
+all 1000 class signals are declared at start-up, so routes (show file or live) can name any class and the
+rig finds them in OSCQuery; the signal catalogue (``vrbridge signals``) lists the two fixed ones.
 """
 from __future__ import annotations
 
@@ -34,21 +36,27 @@ log = logging.getLogger(__name__)
 
 IMAGENET_FILE = Path(__file__).parent / "assets" / "imagenet_classes.txt"
 TOP_K = 5
-MAX_DECLARED = 200  # distinct class signals declared over a show (each seen class stays declared)
 
 
-def _signal_specs() -> tuple:
-    """Every signal this module can publish (the signal catalogue lists them, so show-file routes can name
-    any class; the bus declares a class only once it has been among the top ones)."""
+def _fixed_specs() -> tuple:
+    """The two class signals every classifying engine publishes (the signal catalogue lists these)."""
     from bridge.signals import SignalSpec
 
-    fixed = (SignalSpec(name="scene.class.top1_id", low=0.0, high=999.0, source="classes",
-                        description="ImageNet id of the most likely class in the camera picture (VGG16 fc3)"),
-             SignalSpec(name="scene.class.top1_p", low=0.0, high=1.0, source="classes",
-                        description="Probability of the most likely ImageNet class"))
-    return fixed + tuple(SignalSpec(name=f"scene.class.{safe}", low=0.0, high=1.0, source="classes",
-                                    description=f"Probability of ImageNet class {i} ({imagenet_names()[i]})")
-                         for i, safe in enumerate(signal_names()))
+    return (SignalSpec(name="scene.class.top1_id", low=0.0, high=999.0, source="classes",
+                       description="ImageNet id of the most likely class in the camera picture (VGG16 fc3; with "
+                                   "classify)"),
+            SignalSpec(name="scene.class.top1_p", low=0.0, high=1.0, source="classes",
+                       description="Probability of the most likely ImageNet class; scene.class.<name> is each "
+                                   "class's (e.g. scene.class.golden_retriever; bridge/assets/imagenet_classes.txt)"))
+
+
+def class_specs() -> tuple:
+    """One signal per ImageNet class, ``scene.class.<name>`` (declared at start-up when classify is on)."""
+    from bridge.signals import SignalSpec
+
+    return tuple(SignalSpec(name=f"scene.class.{safe}", low=0.0, high=1.0, source="classes",
+                            description=f"Probability of ImageNet class {i} ({imagenet_names()[i]})")
+                 for i, safe in enumerate(signal_names()))
 
 
 class ClassMapError(ValueError):
@@ -129,11 +137,10 @@ class ClassSource:
         self._scene: np.ndarray | None = None  # latest camera-derived c
         self._lock = threading.Lock()
         self._published: set[int] = set()
-        self._declared: set[str] = set()
         self._warned_range = False
         self.top: list[tuple[int, float]] = []
         if bus is not None:
-            self._declare_fixed()
+            self._declare()
 
     # -- per frame (render thread) ---------------------------------------------------------------
     def vector(self, snapshot: Mapping[str, Any]) -> np.ndarray | None:
@@ -174,8 +181,8 @@ class ClassSource:
                 self._scene = (c / total).astype(np.float32) if total > 0 else None
         self._publish(p, top)
 
-    def _declare_fixed(self) -> None:
-        self.bus.declare(*SIGNALS[:2])
+    def _declare(self) -> None:
+        self.bus.declare(*SIGNALS, *class_specs())
 
     def _publish(self, p: np.ndarray, top: np.ndarray) -> None:
         if self.bus is None:
@@ -184,13 +191,7 @@ class ClassSource:
         values: dict[str, float] = {"scene.class.top1_id": float(top[0]), "scene.class.top1_p": float(p[top[0]])}
         current = set()
         for i in top:
-            name = f"scene.class.{names[i]}"
-            if name not in self._declared:
-                if len(self._declared) >= MAX_DECLARED:
-                    continue
-                self.bus.declare(SIGNALS[2 + int(i)])
-                self._declared.add(name)
-            values[name] = float(p[i])
+            values[f"scene.class.{names[i]}"] = float(p[i])
             current.add(int(i))
         for i in self._published - current:
             values[f"scene.class.{names[i]}"] = 0.0
@@ -198,4 +199,4 @@ class ClassSource:
         self.bus.publish_many(values, source="classes")
 
 
-SIGNALS = _signal_specs()
+SIGNALS = _fixed_specs()

@@ -95,9 +95,10 @@ def test_pca_is_computed_lazily_off_the_render_thread(tmp_path):
 
 
 def test_conditional_model_classes_through_the_engine(tmp_path):
-    route = {"from": "scene.class.top1_p", "to": "bend.0.amount", "range": [0.0, 1.0]}
+    routes = [{"from": "scene.class.top1_p", "to": "bend.0.amount", "range": [0.0, 1.0]},
+              {"from": "scene.class.golden_retriever", "to": "bend.1.amount"}]  # any class can be named
     engine = build_engine(settings(tmp_path, network=str(CONDITIONAL_FIXTURE), directions="off", classify=True,
-                                   class_map=["golden_retriever:3", "281:1"], route=[route]))
+                                   class_map=["golden_retriever:3", "281:1"], route=routes))
     try:
         first = frame(engine, **{"class.a": 0})
         assert not np.array_equal(first, frame(engine, **{"class.a": 2}))
@@ -128,6 +129,8 @@ def test_conditional_model_classes_through_the_engine(tmp_path):
     ({"directions": "ica:3"}, "use pca:K, sefa:K"),
     ({"directions": "/nonexistent/d.npy"}, "cannot open"),
     ({"class_map": ["207:1"]}, "not conditional"),
+    ({"route": [{"from": "scene.class.tabby", "to": "psi"}]}, "scene.class.tabby"),  # needs classify
+    ({"classify": True, "encoder_backbone": "efficientnet_b0"}, "classify needs the vgg16 encoder backbone"),
 ])
 def test_bad_lever_settings_stop_start_up_with_one_line(tmp_path, overrides, message):
     with pytest.raises(startup_errors()) as info:
