@@ -156,9 +156,24 @@ def _ws_exchange(url: str, messages: list, headers=None) -> list[dict]:
     return asyncio.run(main())
 
 
+def _ws_flood(url: str, count: int) -> None:
+    import aiohttp
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url) as ws:
+                message = json.dumps({"op": "set", "name": "mix.amount", "value": 0.5})
+                for _ in range(count):
+                    await ws.send_str(message)
+                await asyncio.sleep(0.5)
+
+    asyncio.run(main())
+
+
 def test_panel_input_is_validated_like_osc(running):
     engine, collector = running
     panel = engine.control_panel
+    assert 'href="/control"' in urllib.request.urlopen(panel.preview.url, timeout=5).read().decode()  # linked
     url = panel.preview.url.replace("http", "ws") + "control/ws"
     before = dict(panel.counts)
     seed = engine.params.get("seed")
@@ -174,6 +189,11 @@ def test_panel_input_is_validated_like_osc(running):
     assert panel.counts["clamped"] - before["clamped"] == 1
     assert panel.counts["rejected"] - before["rejected"] == 3 and panel.counts["garbage"] - before["garbage"] == 1
     collector.wait_for("/vrb/error", timeout=5, where=lambda a: a[0] == "range" and "control panel" in a[1])
+    flood_before = panel.counts["busy"]
+    _ws_flood(url, 2000)  # a runaway client: most of it dropped unread, the engine still takes a normal set
+    assert panel.counts["busy"] - flood_before > 500
+    replies = _ws_exchange(url, [{"op": "set", "name": "psi", "value": 0.4, "id": 9}])
+    assert replies[1]["type"] == "ack" and engine.params.get("psi") == pytest.approx(0.4)
     with pytest.raises(Exception):  # a page of another site may not open the control socket
         _ws_exchange(url, [], headers={"Origin": "http://evil.example"})
 

@@ -28,3 +28,8 @@ class RateLimiter:
     def take_suppressed(self, key: str) -> int:
         """How many events of ``key`` were held back since the last call (to say "and N more")."""
         return self.suppressed.pop(key, 0)
+
+    def forget(self, key: str) -> None:
+        """Drop a key's state (a client that left), so the table stays as small as the live keys."""
+        self._tokens.pop(key, None)
+        self.suppressed.pop(key, None)

@@ -36,6 +36,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from bridge.osc.ratelimit import RateLimiter
 from bridge.params import PARAMS, PARAMS_BY_NAME, Param, ParamError
 from bridge.web.access import same_origin
 
@@ -46,6 +47,8 @@ SEND_HZ = 60.0  # most value messages per second per client
 SIGNALS_HZ = 15.0
 MAX_CLIENTS = 32
 MAX_MESSAGE = 16 * 1024
+MESSAGES_PER_S = 200  # per panel: a finger makes at most 60 (one per frame); beyond this is a runaway client
+MESSAGE_BURST = 400
 SLIDER_SPAN_MAX = 10_000  # wider ranges get a number field (a slider over 2^31 seeds is no use)
 BIG_BUTTONS = ("freeze", "blackout")
 OWN_UI = ("preset.", "route.", "midi.learn")  # rows with their own part of the page
@@ -60,7 +63,9 @@ class ControlPanel:
         self.store = engine.params
         self.preview = preview
         self.web = preview.web
-        self.counts = dict.fromkeys(("messages", "applied", "clamped", "rejected", "garbage", "clients_refused"), 0)
+        self.counts = dict.fromkeys(("messages", "applied", "clamped", "rejected", "garbage", "busy",
+                                     "clients_refused"), 0)
+        self._limit = RateLimiter(per_second=MESSAGES_PER_S, burst=MESSAGE_BURST)
         self._clients: dict[web.WebSocketResponse, _Client] = {}
         self._observing = False
         self._routed: tuple[int, frozenset[str]] = (-1, frozenset())
@@ -107,7 +112,9 @@ class ControlPanel:
             await client.send({"type": "hello", "values": live_values(self.store), "presets": self._presets(),
                                "signals": self._signal_specs(), "routes": self._routes()}, self.web.write_timeout)
             async for message in ws:
-                if message.type == WSMsgType.TEXT:
+                if message.type == WSMsgType.TEXT and not self._limit.allow(str(id(ws))):
+                    self.counts["busy"] += 1  # dropped unread: a flood must not hold the worker pool
+                elif message.type == WSMsgType.TEXT:
                     reply = await self.web.run_blocking(self.handle_text, message.data)
                     if reply is not None:
                         await client.send(reply, self.web.write_timeout)
@@ -117,6 +124,7 @@ class ControlPanel:
             pass  # a client that stopped reading or went away: dropped
         finally:
             self._clients.pop(ws, None)
+            self._limit.forget(str(id(ws)))
             for task in tasks:
                 task.cancel()
         return ws
