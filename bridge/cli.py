@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "inspect": "bridge.commands.inspect",
     "render": "bridge.commands.render",
     "convert": "bridge.commands.convert",
+    "export": "bridge.commands.export",
     "models": "bridge.commands.models",
     "directions": "bridge.commands.directions",
     "params": "bridge.commands.params",

@@ -1,9 +1,12 @@
 """The one place that decides which torch device the engine, the encoder and the commands run on.
 
 ``auto`` prefers CUDA, then Apple's MPS, then the CPU. An explicit device that is not there is refused in one
-line (:class:`DeviceUnavailable`) instead of failing later inside a kernel.
+line (:class:`DeviceUnavailable`) instead of failing later inside a kernel. :func:`plan_run` then decides how
+to run there (fast path, memory layout and dtype through it, how the engine's stages share the device).
 """
 from __future__ import annotations
+
+import dataclasses
 
 import torch
 
@@ -38,3 +41,70 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
     elif device.type not in ("cpu", "cuda", "mps"):
         raise DeviceUnavailable(f"device {text!r} is not supported (choose auto, cpu, cuda or mps)")
     return device
+
+
+# ------------------------------------------------------------------------------------------ how to run there
+
+SCHEDULES = ("auto", "overlap", "serial")
+# Fewer torch threads than this: encode and synthesis on the CPU take turns instead of splitting the cores.
+OVERLAP_MIN_CPU_THREADS = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlan:
+    """What the engine does on its device, decided once here, with the reason shown at start-up.
+
+    fast:            the generator's fast path (channels_last, cached derived tensors; fp16 where NVIDIA uses
+                     it, on CUDA only). On the CPU it pays off for StyleGAN3 (polyphase resampling) and costs
+                     StyleGAN2 a little, so it is on for StyleGAN3 only there.
+    schedule:        "overlap": encode and render run on their own threads at once (CUDA streams, or spare
+                     CPU cores); "serial": the render thread encodes each fresh frame itself, then synthesises
+                     (few CPU cores: no two stages competing for them; MPS: torch before the fix of pytorch
+                     issue 197805 crashes Metal when two threads run on one MPS device).
+    cudnn_benchmark: let cuDNN pick the fastest kernels (the engine's shapes never change).
+    """
+
+    device: torch.device
+    fast: bool
+    schedule: str
+    cudnn_benchmark: bool
+    why: str
+
+    def describe(self) -> str:
+        return f"fast path {'on' if self.fast else 'off'}, stages {self.schedule} ({self.why})"
+
+
+def plan_run(device: str | torch.device, arch: str, schedule: str = "auto",
+             cpu_threads: int | None = None) -> RunPlan:
+    """The one decision of fast path, stage schedule and backend flags for ``device`` and architecture ``arch``."""
+    device = torch.device(device)
+    if schedule not in SCHEDULES:
+        raise DeviceUnavailable(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
+    threads = torch.get_num_threads() if cpu_threads is None else int(cpu_threads)
+    fast = device.type == "cuda" or arch == "stylegan3"
+    if device.type == "mps":
+        chosen, why = "serial", "one thread runs torch on MPS: Metal is not safe from two threads before pytorch issue 197805's fix"
+    elif schedule != "auto":
+        chosen, why = schedule, "as asked"
+    elif device.type == "cuda":
+        chosen, why = "overlap", "encoder on its own CUDA stream beside synthesis"
+    elif threads < OVERLAP_MIN_CPU_THREADS:
+        chosen, why = "serial", f"{threads} CPU threads: stages take turns instead of splitting the cores"
+    else:
+        chosen, why = "overlap", f"{threads} CPU threads: half each for encode and synthesis"
+    return RunPlan(device=device, fast=fast, schedule=chosen, cudnn_benchmark=device.type == "cuda", why=why)
+
+
+def apply_plan(plan: RunPlan) -> None:
+    """Process-wide backend flags the plan asks for."""
+    if plan.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for the device's queued work (CUDA or MPS); nothing to wait for on the CPU. For timing only."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()

@@ -3,9 +3,14 @@
     capture thread ──Frame──► Latest ──► encode thread ──latents──► Latest ──► render thread ──► sinks
          └──► trackers: submit(frame) ──► signals (SignalBus) ──────► routes ──┘      └──► report observers
 
-Why three threads: capture paces itself to the camera, encoding (a VGG16 forward) and synthesis are the two
-heavy stages and overlap when they run side by side (torch releases the GIL), and single-slot ``Latest``
-boxes mean a slow stage only ever sees the newest frame, never a queue of stale ones.
+Why these threads: capture paces itself to the camera, and single-slot ``Latest`` boxes mean a slow stage
+only ever sees the newest frame, never a queue of stale ones. Encoding (a CNN forward) and synthesis are the
+two heavy stages; how they share the device is the ``schedule`` (decided by :func:`bridge.device.plan_run`):
+* ``overlap``: each on its own thread, at once (torch releases the GIL): on a GPU, or with spare CPU cores;
+* ``serial``: no encode thread; the render thread encodes each fresh camera frame and then synthesises it.
+  On a CPU with few cores two stages at once only slow each other down (measured: more latency, no more
+  frames), and on MPS torch must not run from two threads at once. Capture still runs on its own, so the
+  output never waits for the camera; it waits for one encode at most.
 
 The render thread is the heart of the show and must never stop publishing:
 * it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), lets the render-thread
@@ -139,7 +144,7 @@ class Engine:
 
     def __init__(self, params: ParamStore, generator, encoder, source, sinks: Iterable = (), *,
                  resolution: tuple[int, int] | None = None, device: str = "cpu", demo: bool = False,
-                 model_description: str = "") -> None:
+                 model_description: str = "", schedule: str = "auto") -> None:
         self.params = params
         self.generator = generator
         self.encoder = encoder
@@ -154,6 +159,8 @@ class Engine:
         self._animated_reads = False
         self.resolution = resolution
         self.device = device
+        self.schedule = schedule  # "auto" is resolved by bridge.device.plan_run at start()
+        self.plan_description = ""  # build_engine: what bridge.device.plan_run decided, for the report
         self.demo = demo
         self.model_description = model_description or type(generator).__name__
         self.source_opened = False  # build_engine opens it early so a bad path fails before the model loads
@@ -244,8 +251,11 @@ class Engine:
         self._stop.clear()
         self.started_at = time.monotonic()
         self._cpu_threads = _torch_threads()
-        for name, target in (("capture", self._capture_loop), ("encode", self._encode_loop),
-                             ("render", self._render_loop)):
+        self.schedule = _resolve_schedule(self.device, self.generator, self.schedule, self._cpu_threads)
+        stages = [("capture", self._capture_loop), ("render", self._render_loop)]
+        if self.schedule == "overlap":
+            stages.insert(1, ("encode", self._encode_loop))
+        for name, target in stages:
             thread = threading.Thread(target=target, name=f"engine-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -303,6 +313,7 @@ class Engine:
             "notice": DEMO_NOTICE if self.demo else "",
             "model": self.model_description,
             "device": self.device,
+            "schedule": self.schedule,
             "output_size": list(self.output_size()),
             "input_size": self._input_size(),
             "uptime_s": round(time.monotonic() - self.started_at, 1) if self.started_at else 0.0,
@@ -369,11 +380,12 @@ class Engine:
 
     # -- encode thread --------------------------------------------------------------------------
     def _split_cpu_threads(self) -> None:
-        """On CPU, give each of the two heavy stages (encode, render) half of torch's threads.
+        """On CPU with overlapping stages, give each of the two heavy stages (encode, render) half of torch's
+        threads (serial stages each use them all, one after the other).
 
         torch.set_num_threads is per thread with the OpenMP backend, and two stages each running a full team
         of OpenMP threads on the same cores thrash (measured: each stage 2-4x slower than alone)."""
-        if self.device == "cpu":
+        if self.device == "cpu" and self.schedule == "overlap":
             import torch
 
             torch.set_num_threads(max(1, self._cpu_threads // 2))
@@ -385,19 +397,34 @@ class Engine:
             seq, frame = self.frames_box.get(seq, timeout=0.1)
             if frame is None:
                 continue
-            snapshot = self.params.snapshot()
-            if snapshot["latent.hold"]:
-                continue
-            t0 = time.perf_counter()
-            try:
-                latents = self.encoder.encode(frame.rgb, snapshot)
-                self.stage_health.ok("encode")
-            except Exception as exc:  # noqa: BLE001 - held latents keep the picture alive
-                self.stage_health.fail("encode", exc, f"frame {frame.index} from {frame.source or 'source'} "
-                                                      f"{frame.rgb.shape}")
-                continue
-            self.clock.add("encode", (time.perf_counter() - t0) * 1000.0)
-            self.latents_box.put((frame, latents))
+            latents = self._encode(frame)
+            if latents is not None:
+                self.latents_box.put((frame, latents))
+
+    def _encode(self, frame: Frame) -> dict | None:
+        """The encoder's latents for one camera frame; None when latents are held or the encoder failed."""
+        snapshot = self.params.snapshot()
+        if snapshot["latent.hold"]:
+            return None
+        t0 = time.perf_counter()
+        try:
+            latents = self.encoder.encode(frame.rgb, snapshot)
+            self.stage_health.ok("encode")
+        except Exception as exc:  # noqa: BLE001 - held latents keep the picture alive
+            self.stage_health.fail("encode", exc, f"frame {frame.index} from {frame.source or 'source'} "
+                                                  f"{frame.rgb.shape}")
+            return None
+        self.clock.add("encode", (time.perf_counter() - t0) * 1000.0)
+        return latents
+
+    def _next_latents(self, seq: int) -> tuple[int, tuple[Frame, dict] | None]:
+        """The render thread's input: the encode thread's newest latents (overlap), or the newest camera
+        frame encoded right here (serial)."""
+        if self.schedule == "overlap":
+            return self.latents_box.get(seq, timeout=POLL_S)
+        seq, frame = self.frames_box.get(seq, timeout=POLL_S)
+        latents = self._encode(frame) if frame is not None else None
+        return seq, (frame, latents) if latents is not None else None
 
     # -- render thread --------------------------------------------------------------------------
     def _render_loop(self) -> None:
@@ -412,7 +439,7 @@ class Engine:
         source_frame: Frame | None = None
         with torch.inference_mode():
             while not self._stop.is_set():
-                seq, item = self.latents_box.get(seq, timeout=POLL_S)
+                seq, item = self._next_latents(seq)
                 fresh = item is not None
                 if fresh:
                     source_frame, latents = item
@@ -572,7 +599,7 @@ class Engine:
         """The start-up report: model, device, resolution, source, sinks, services."""
         width, height = self.output_size()
         lines = [f"model:      {self.model_description}",
-                 f"device:     {self.device}",
+                 f"device:     {self.device}" + (f" ({self.plan_description})" if self.plan_description else ""),
                  f"output:     {width}x{height} (fit {self.params.get('fit')})",
                  f"source:     {self.source.describe()}"]
         describe = getattr(self.encoder, "describe", None)
@@ -589,6 +616,13 @@ class Engine:
         if self.demo:
             lines.append("NOTE:       " + DEMO_NOTICE)
         return lines
+
+
+def _resolve_schedule(device: str, generator, schedule: str, cpu_threads: int) -> str:
+    """``auto`` -> what bridge.device.plan_run chooses for this device and thread count."""
+    from bridge.device import plan_run
+
+    return plan_run(device, getattr(generator, "arch", ""), schedule, cpu_threads).schedule
 
 
 def _torch_threads() -> int:

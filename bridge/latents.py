@@ -46,6 +46,14 @@ def resolve_ranges(snapshot: Mapping[str, Any], defaults: Mapping[str, tuple[int
     return out
 
 
+def seed_z(seed: int, z_dim: int, device="cpu"):
+    """z of a seed as NVIDIA's gen_images.py draws it (RandomState(seed).randn(1, z_dim)), as float32 BEFORE it
+    goes to the device: numpy gives float64, which MPS does not have and other devices only convert later."""
+    import torch
+
+    return torch.from_numpy(np.random.RandomState(seed).randn(1, z_dim).astype(np.float32)).to(device)
+
+
 class LatentMixer:
     """Turns the encoder's per-group z's into the ws one frame is synthesised from.
 
@@ -84,10 +92,10 @@ class LatentMixer:
         """w (num_ws, w_dim) of z = RandomState(seed).randn(z_dim), untruncated; cached per seed and c."""
         key = (seed, None if self._c is None else self._c.tobytes(), self._mapping_version())
         if key not in self._static:
-            z = np.random.RandomState(seed).randn(1, self.z_dim)
+            z = seed_z(seed, self.z_dim, self.device)
             self._static.clear()  # one seed at a time is all a show needs; keeps memory flat under seed sweeps
             with self._torch.inference_mode():
-                self._static[key] = self._map(self._torch.from_numpy(z).float().to(self.device))[0]
+                self._static[key] = self._map(z)[0]
         return self._static[key]
 
     def _mapping_version(self) -> tuple:
@@ -110,6 +118,9 @@ class LatentMixer:
         for z in latents.values():
             unique.setdefault(id(z), z)
         keys = list(unique)
+        for z in unique.values():
+            if z.is_cuda:  # made on the encoder's stream: keep its memory until this stream's reads are done
+                z.record_stream(self._torch.cuda.current_stream(z.device))
         batch = self._torch.stack([unique[k].reshape(-1).float().to(self.device) for k in keys])
         ws = self._map(batch)
         by_id = {k: ws[i] for i, k in enumerate(keys)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import threading
 import time
 from types import MappingProxyType
@@ -641,8 +642,18 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("source", "str", "pattern", "Frame source: pattern | camera:N | video:PATH | images:DIR (and rig inputs).",
        group="startup", live=False, telemetry=False),
-    _P("device", "enum", "auto", "Torch device for encoder and generator.",
-       choices=("auto", "cpu", "cuda", "mps"), group="startup", live=False, telemetry=False),
+    _P("device", "str", "auto", "Torch device for encoder and generator: auto, cpu, cuda, cuda:N (the N-th GPU) "
+       "or mps.", group="startup", live=False, telemetry=False, check=lambda text: _check_device(text)),
+    _P("schedule", "enum", "auto", "How encode and synthesis share the device: overlap (own threads, at once: GPU "
+       "or 4+ CPU threads), serial (the render thread encodes each fresh frame, then synthesises: fewer CPU "
+       "cores, MPS), auto (chosen per device).", choices=("auto", "overlap", "serial"),
+       group="startup", live=False, telemetry=False),
+    _P("backend", "enum", "torch", "What runs the generator: torch, or onnxruntime (the graphs of vrbridge export, "
+       "on the best execution provider: TensorRT, CUDA, DirectML, CoreML, CPU; network = the export folder or a "
+       "model file, exported on first use).", choices=("torch", "onnxruntime"),
+       group="startup", live=False, telemetry=False),
+    _P("compile", "bool", False, "Compile the synthesis network with torch.compile at start (slow first start, cached for the "
+       "next; faster frames).", group="startup", live=False, telemetry=False),
     _P("resolution", "str", "", "Output size WxH the sinks get (e.g. 1920x1080); empty = the network's own.",
        group="startup", live=False, telemetry=False),
     _P("fit", "enum", "letterbox", "How the square image fills a non-square output: letterbox, crop or stretch.",
@@ -708,6 +719,12 @@ PARAMS_BY_NAME: Mapping[str, Param] = MappingProxyType({p.name: p for p in PARAM
 PARAMS_BY_ADDRESS: Mapping[str, Param] = MappingProxyType({p.osc_address: p for p in PARAMS})
 assert len(PARAMS_BY_NAME) == len(PARAMS), "duplicate parameter name"
 # Every value's default (actions have no value): what a fresh store, the show file and the trackers start from.
+def _check_device(text: str) -> None:
+    """auto, cpu, mps, cuda or cuda:N (whether that device exists is bridge.device's question, at start)."""
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", text.strip().lower()):
+        raise OutOfRange("device", f"{brief(text)} is not auto, cpu, cuda, cuda:N or mps")
+
+
 def _check_lfo_target(name: str) -> None:
     """lfo.target names a live number parameter outside the tempo group (or is empty: LFO off)."""
     param = PARAMS_BY_NAME.get(name)

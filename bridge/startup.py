@@ -8,7 +8,10 @@ resolved, then the network and the encoder are loaded. Other packages
 from __future__ import annotations
 
 import importlib
+import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Mapping
 
 from bridge import imageops, preflight
@@ -65,7 +68,7 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
     source.open()  # cheap checks first: a mistyped path fails before torch loads and the model is read
     try:
         device = _resolve_device(settings["device"])
-        generator, model_description = _load_generator(settings, device, progress)
+        generator, model_description, plan = _load_generator(settings, device, progress)
         levers = _prepare_levers(settings, generator, device)
         encoder = _build_encoder(settings, generator, device, demo)
     except BaseException:
@@ -73,7 +76,8 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
         raise
     params = ParamStore({name: value for name, value in settings.items() if name in PARAMS_BY_NAME})
     engine = Engine(params, generator, encoder, source, resolution=resolution, device=device, demo=demo,
-                    model_description=model_description)
+                    model_description=model_description, schedule=plan.schedule)
+    engine.plan_description = plan.describe()
     engine.source_opened = True
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
@@ -136,46 +140,108 @@ def _resolve_device(name: str) -> str:
 
 
 def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
-    """The network (with a progress bar over the load steps), or the embedded demo network."""
+    """The network (with a progress bar over the load steps), or the embedded demo network, placed and
+    switched as bridge.device.plan_run decides; returns (generator, description, plan)."""
     from tqdm import tqdm
 
     import torch
 
+    from bridge.device import apply_plan, plan_run
+
     steps = tqdm(total=3, desc="loading model", unit="step", disable=not progress, leave=False)
     try:
-        if settings["network"]:
-            from bridge.stylegan import NetworkLoadError, load_network
-
-            from bridge.stylegan.library import LibraryError, resolve_network
-
-            steps.set_postfix_str(str(settings["network"]))
-            try:
-                path = resolve_network(str(settings["network"]), bool(settings.get("allow_download", False)),
-                                       progress=progress)
-                generator = load_network(path, device="cpu")
-            except (NetworkLoadError, LibraryError) as exc:
-                raise StartupError(f"network: {exc}") from None
-            description = f"{settings['network']} ({describe_generator(generator)})"
+        backend = settings.get("backend", "torch")
+        if backend == "onnxruntime":
+            generator, description = _onnx_generator(settings, steps, progress)
         else:
-            from bridge.stylegan import Generator, demo_config
-
-            generator = Generator.from_config(demo_config(), seed=DEMO_SEED)
-            description = f"embedded demo ({describe_generator(generator)}, untrained random weights)"
+            generator, description = _torch_generator(settings, steps, progress)
         steps.update(1)
-        generator = generator.to(device).eval().requires_grad_(False)
-        if hasattr(generator, "set_fast") and (device.startswith("cuda") or generator.arch == "stylegan3"):
-            # tested equal to the plain path; on CPU it pays off for StyleGAN3 only (float32, ~4x faster,
-            # half the memory) and is slightly slower for StyleGAN2 (BENCHMARKS.md)
-            generator.set_fast(True)
+        plan = plan_run(device, generator.arch, settings.get("schedule", "auto"))
+        apply_plan(plan)
+        if backend == "torch":
+            generator = generator.to(device).eval().requires_grad_(False)
+            generator.set_fast(plan.fast)
+            if settings.get("compile", False):
+                compile_synthesis(generator)
         steps.update(1)
-        with torch.inference_mode():  # warm-up: first-call allocations happen before the show, not in it
+        with torch.inference_mode():  # warm-up (and compilation): before the show, not in it
             z = torch.zeros(1, int(generator.z_dim), device=device)
-            c = torch.zeros(1, int(getattr(generator, "c_dim", 0) or 0), device=device) if getattr(generator, "c_dim", 0) else None
+            c = torch.zeros(1, int(generator.c_dim), device=device) if generator.c_dim else None
             generator.synthesis(generator.mapping(z, c), noise_mode="const")
         steps.update(1)
     finally:
         steps.close()
-    return generator, description
+    return generator, description, plan
+
+
+def _torch_generator(settings: Mapping[str, Any], steps, progress: bool):
+    if not settings["network"]:
+        from bridge.stylegan import Generator, demo_config
+
+        generator = Generator.from_config(demo_config(), seed=DEMO_SEED)
+        return generator, f"embedded demo ({describe_generator(generator)}, untrained random weights)"
+    from bridge.stylegan import NetworkLoadError, load_network
+    from bridge.stylegan.library import LibraryError, resolve_network
+
+    steps.set_postfix_str(str(settings["network"]))
+    try:
+        path = resolve_network(str(settings["network"]), bool(settings.get("allow_download", False)),
+                               progress=progress)
+        generator = load_network(path, device="cpu")
+    except (NetworkLoadError, LibraryError) as exc:
+        raise StartupError(f"network: {exc}") from None
+    return generator, f"{settings['network']} ({describe_generator(generator)})"
+
+
+def _onnx_generator(settings: Mapping[str, Any], steps, progress: bool):
+    """ONNX Runtime on the graphs of ``vrbridge export``: the network setting names their folder, or a model
+    (or the demo) exported into the cache folder on first use. Levers the graphs cannot honour are refused."""
+    from bridge.onnx_backend import UNSUPPORTED_LEVERS, OnnxUnavailable, OrtGenerator, refusal
+
+    for row, only in UNSUPPORTED_LEVERS.items():
+        if settings[row] != only:
+            raise StartupError(refusal(row, settings[row]))
+    network = Path(settings["network"]) if settings["network"] else None
+    try:
+        if network is not None and network.is_dir():
+            folder = network
+        else:
+            folder = _exported_copy(settings, steps, progress)
+        generator = OrtGenerator(folder)
+    except OnnxUnavailable as exc:
+        raise StartupError(f"backend: {exc}") from None
+    return generator, f"{folder} ({describe_generator(generator)}, {generator.describe()})"
+
+
+def _exported_copy(settings: Mapping[str, Any], steps, progress: bool) -> Path:
+    """The ONNX export of the network (or the demo) in the cache, written on first use."""
+    import hashlib
+
+    from bridge.onnx_backend import MAPPING_FILE, SYNTHESIS_FILE, export_onnx
+
+    generator, _ = _torch_generator(settings, steps, progress)
+    key = hashlib.sha256(json.dumps(generator.config, sort_keys=True).encode())
+    for tensor in generator.state_dict().values():
+        key.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    folder = cache_dir() / "onnx" / key.hexdigest()[:16]
+    if not ((folder / MAPPING_FILE).is_file() and (folder / SYNTHESIS_FILE).is_file()):
+        steps.set_postfix_str(f"exporting to ONNX in {folder} (once)")
+        export_onnx(generator, folder, progress=lambda *_: None)
+    return folder
+
+
+def cache_dir() -> Path:
+    """Where compiled and exported artefacts are kept between starts (VRBRIDGE_CACHE or ~/.cache/vrbridge)."""
+    return Path(os.environ.get("VRBRIDGE_CACHE") or Path.home() / ".cache" / "vrbridge")
+
+
+def compile_synthesis(generator) -> None:
+    """torch.compile the synthesis network in place (parameter names, and so the levers, stay as they are).
+
+    Inductor's caches go to the cache folder, so the second start reuses the first one's work.
+    """
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))
+    generator.synthesis.compile(dynamic=False)
 
 
 def _prepare_levers(settings: Mapping[str, Any], generator, device: str):

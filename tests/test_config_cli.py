@@ -76,7 +76,7 @@ def test_bool_flags_and_repeatable_lists():
 @pytest.mark.parametrize("argv, must_contain", [
     (["--set", "psi=abc"], ["psi", "'abc'", "a number in [-1, 2]"]),
     (["--set", "psi=5"], ["psi", "5", "outside [-1, 2]", "a number in [-1, 2]"]),
-    (["--device", "tpu"], ["--device", "'tpu'", "one of auto, cpu, cuda, mps"]),
+    (["--device", "tpu"], ["--device", "'tpu'", "auto, cpu, cuda, cuda:N or mps"]),
     (["--resolution", "big"], ["--resolution", "'big'", "WIDTHxHEIGHT"]),
     (["--preview", "localhost:99999"], ["--preview", "HOST:PORT"]),
     (["--source", "webcam:0"], ["--source", "'webcam:0'", "camera:N"]),

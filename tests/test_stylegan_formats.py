@@ -400,7 +400,7 @@ def test_the_engine_starts_on_each_format(path):
     """`vrbridge run --network FILE` loads through the same start-up step (warm-up render included)."""
     from bridge.startup import _load_generator
 
-    generator, description = _load_generator({"network": str(path), "allow_download": False}, "cpu", False)
+    generator, description, _ = _load_generator({"network": str(path), "allow_download": False}, "cpu", False)
     assert generator.img_resolution == 32 and str(path) in description
 
 
@@ -415,7 +415,7 @@ def test_the_engine_runs_a_cached_library_model_by_name(tmp_path, monkeypatch):
         _load_generator({"network": "tiny-tf", "allow_download": False}, "cpu", False)
     _one_line(info.value)
     (tmp_path / "tiny-tf.pkl").write_bytes(TF_TINY.read_bytes())  # as `models get` leaves it
-    generator, _ = _load_generator({"network": "tiny-tf", "allow_download": False}, "cpu", False)
+    generator, _, _ = _load_generator({"network": "tiny-tf", "allow_download": False}, "cpu", False)
     assert generator.source_format == "tensorflow-pickle"
 
 

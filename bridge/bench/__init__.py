@@ -15,4 +15,5 @@ SUITES: dict[str, str] = {
     "audio": "bridge.bench.audio",
     "panel": "bridge.bench.panel",
     "levers": "bridge.bench.levers",
+    "gpu": "bridge.bench.gpu",
 }

@@ -1,14 +1,15 @@
-"""``vrbridge bench engine``: the pipelined engine against a strictly sequential loop, same model, same run.
+"""``vrbridge bench engine``: the engine's stage schedules against a strictly sequential loop, same model, same run.
 
 Sequential is what the paper's code does: capture -> encode -> synthesise -> publish, one after another.
-Pipelined is :class:`bridge.engine.Engine`: capture, encode and render on their own threads with latest-value
-hand-offs. Both use the same generator, encoder and test-pattern source (30 fps, like a camera), built once.
+The engine (:class:`bridge.engine.Engine`) runs capture on its own thread and encode + render either
+``overlap`` (each on its own thread, at once) or ``serial`` (the render thread encodes each fresh frame, then
+synthesises); ``auto`` picks one per device (bridge.device.plan_run). All modes use the same generator, encoder
+and test-pattern source (30 fps, like a camera), built once, in alternating rounds.
 
 Figures per mode:
 * ``fps``: distinct camera frames that reached the output per second (re-publishes are not counted);
 * per-stage ms (moving averages in the engine, plain means in the loop);
 * ``latency``: capture -> publish, p50 / p95, from the frames the sink received.
-"""
 from __future__ import annotations
 
 import statistics
@@ -49,20 +50,27 @@ def run(args) -> dict:
     from bridge.encoder import build_encoder
     from bridge.stylegan import Generator, demo_config
 
+    from bridge.device import plan_run
+
     rounds, seconds = (2, 3.0) if args.quick else (4, 5.0)
     device = args.device
     generator = Generator.from_config(demo_config(), seed=0).to(device).eval().requires_grad_(False)
-    if device.startswith("cuda") and hasattr(generator, "set_fast"):
-        generator.set_fast(True)
+    plan = plan_run(device, generator.arch)
+    generator.set_fast(plan.fast)
     encoder = build_encoder(z_dim=generator.z_dim, demo=True, device=device)
-    results: dict[str, list[tuple[list, dict]]] = {"pipelined": [], "sequential": []}
-    for _ in range(rounds):  # alternate, so a change in machine load hits both modes alike
-        results["pipelined"].append(run_pipelined(generator, encoder, _source(), device, seconds))
-        results["sequential"].append(run_sequential(generator, encoder, _source(), device, seconds))
-    rows = [_latency_row("pipelined (engine threads)", results["pipelined"], rounds * seconds),
-            _latency_row("sequential (paper loop)", results["sequential"], rounds * seconds)]
+    modes = {"engine, serial stages": "serial", "engine, overlapping stages": "overlap", "sequential (paper loop)": ""}
+    results: dict[str, list[tuple[list, dict]]] = {mode: [] for mode in modes}
+    for _ in range(rounds):  # alternate, so a change in machine load hits every mode alike
+        for mode, schedule in modes.items():
+            if schedule:
+                results[mode].append(run_pipelined(generator, encoder, _source(), device, seconds, schedule))
+            else:
+                results[mode].append(run_sequential(generator, encoder, _source(), device, seconds))
+    rows = [_latency_row(mode + (" <- auto" if schedule == plan.schedule else ""), results[mode], rounds * seconds)
+            for mode, schedule in modes.items()]
     notes = [f"model: embedded demo ({generator.img_resolution}px, {generator.num_ws} ws), {encoder.describe()}; "
              f"device {device}; torch threads {torch.get_num_threads()}; source: test pattern 640x480 @ 30 fps",
+             f"auto plan here: {plan.describe()}",
              f"{rounds} alternating rounds of {seconds:g} s per mode, each after {WARMUP_S:g} s warm-up",
              "fps = distinct source frames published per second; latency = capture -> publish (p50 / p95)"]
     return {"rows": rows, "notes": notes}
@@ -90,12 +98,13 @@ def _latency_row(mode: str, rounds: list[tuple[list, dict]], seconds: float) -> 
             "latency_p95_ms": round(p95, 1)}
 
 
-def run_pipelined(generator, encoder, source, device: str, seconds: float) -> tuple[list, dict]:
+def run_pipelined(generator, encoder, source, device: str, seconds: float,
+                  schedule: str = "auto") -> tuple[list, dict]:
     from bridge.engine import Engine
     from bridge.params import ParamStore
 
     sink = CountingSink()
-    engine = Engine(ParamStore(), generator, encoder, source, [sink], device=device)
+    engine = Engine(ParamStore(), generator, encoder, source, [sink], device=device, schedule=schedule)
     engine.start()
     try:
         time.sleep(WARMUP_S)

@@ -81,13 +81,18 @@ def measure(kind: str, resolution: int, device: str = "cpu", fast: bool = False,
     """One row: build the model with random weights, then time mapping and synthesis at batch 1."""
     import torch
 
+    from bridge.device import synchronize
+    from bridge.latents import seed_z
     from bridge.stylegan.generator import Generator
 
     threads = os.environ.get("VRBRIDGE_BENCH_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
     cuda = device.startswith("cuda")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def sync() -> None:
+        synchronize(device)
+
     rss0 = _rss_mb()
     start = time.perf_counter()
     generator = Generator.from_config(full_config(kind, resolution), seed=seed).to(device).eval()
@@ -95,7 +100,7 @@ def measure(kind: str, resolution: int, device: str = "cpu", fast: bool = False,
     build_s = time.perf_counter() - start
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    z = torch.from_numpy(__import__("numpy").random.RandomState(seed).randn(1, 512)).to(device)
+    z = seed_z(seed, 512, device)
     with torch.no_grad():
         ws = generator.mapping(z, None, truncation_psi=0.7)
         mapping_ms, _ = _timed(lambda: generator.mapping(z, None, truncation_psi=0.7), sync, quick)
@@ -160,19 +165,24 @@ def run(args) -> dict:
 
         raise UserError(f"VRBRIDGE_BENCH_KINDS: unknown {unknown}; known: {', '.join(KINDS)}")
     cuda = device.startswith("cuda")
-    if cuda and not torch.cuda.is_available():
+    from bridge.device import DeviceUnavailable, resolve_device
+
+    try:
+        resolve_device(device)
+    except DeviceUnavailable as exc:
         from bridge.cli import UserError
 
-        raise UserError("--device cuda: no CUDA device is available")
+        raise UserError(f"--device: {exc}") from None
     rows, notes = [], []
     for kind in kinds:
         for res in resolutions:
             print(f"measuring {kind} {res}px on {device} ...", file=sys.stderr, flush=True)
             try:
                 for fast in (False, True):  # plain reference path, then the fast path
-                    if cuda:
+                    if device != "cpu":  # GPUs report their own peak memory: measured in this process
                         rows.append(measure(kind, res, device, fast=fast, quick=quick))
-                        torch.cuda.empty_cache()
+                        if cuda:
+                            torch.cuda.empty_cache()
                     else:
                         rows.append(_measure_in_fresh_process(kind, res, quick, fast))
             except Exception as exc:  # e.g. out of memory at 1024 on a small machine: report, go on

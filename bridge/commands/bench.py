@@ -14,6 +14,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats and sizes (a smoke run)")
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--json", dest="json_path", default="", help="also write the results as JSON here")
+    parser.add_argument("--dry-run", action="store_true", help="list what the suite would run (gpu suite)")
 
 
 def main(args) -> int:

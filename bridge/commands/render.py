@@ -89,6 +89,7 @@ def main(args) -> int:
 
     from bridge.cli import UserError
     from bridge.commands.inspect import load_for_cli
+    from bridge.latents import seed_z
 
     try:
         seeds = parse_seeds(args.seeds)
@@ -110,7 +111,7 @@ def main(args) -> int:
     except OSError as exc:
         raise UserError(f"cannot create output directory {out}: {exc.strerror or exc}") from None
     for seed in seeds:
-        z = torch.from_numpy(np.random.RandomState(seed).randn(1, generator.z_dim)).to(args.device)
+        z = seed_z(seed, generator.z_dim, args.device)
         with torch.no_grad():
             img = generator(z, c, truncation_psi=args.psi, truncation_cutoff=args.cutoff, noise_mode=args.noise_mode)
         path = out / f"seed{seed:04d}.png"

@@ -13,6 +13,7 @@ device) are fixed by :func:`build_encoder`.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -246,6 +247,10 @@ class VisualEncoder:
         self._standardizer = RunningStandardizer()
         self._smoothers = {g: Smoother() for g in GROUPS}
         self._last: dict[str, torch.Tensor] | None = None
+        # On CUDA the encoder queues its work on a stream of its own, so it overlaps the render thread's
+        # synthesis instead of waiting for it; consumers on other streams mark what they read
+        # (Tensor.record_stream, see bridge.latents) so the memory is not reused under them.
+        self._stream = torch.cuda.Stream(device) if torch.device(device).type == "cuda" else None
         self._last_t: float | None = None
         self.observe = observe
         self._observers: list[Callable[[str, torch.Tensor], None]] = []
@@ -263,13 +268,14 @@ class VisualEncoder:
             return self._last
         t = time.monotonic() if t is None else float(t)
         start = time.perf_counter()
-        x = self._prepare(rgb, settings.mirror)
-        layout = self._current_layout(settings)
-        with torch.no_grad():  # not inference_mode: its tensors could not be saved by a caller's autograd ops
+        # not inference_mode: its tensors could not be saved by a caller's autograd ops
+        with torch.no_grad(), _on_stream(self._stream):
+            x = self._prepare(rgb, settings.mirror)
+            layout = self._current_layout(settings)
             backbone_start = time.perf_counter()
             features = self.backbone(x)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
+            if self._stream is not None:  # waits for this encoder's own work only, never for queued synthesis
+                self._stream.synchronize()
             backbone_ms = (time.perf_counter() - backbone_start) * 1000.0
             self._notify(features)
             z_raw = self._reduce(features, layout)
@@ -278,6 +284,8 @@ class VisualEncoder:
             dt = 0.0 if self._last_t is None else t - self._last_t
             z = self._standardize(z_raw, settings, dt)
             out = self._per_group(z, layout, settings, dt)
+            if self._stream is not None:  # complete before another thread's stream reads it
+                self._stream.synchronize()
         self._last, self._last_t = out, t
         self._record(start, backbone_ms)
         return out
@@ -409,6 +417,11 @@ class VisualEncoder:
         stats["frames"] += 1
         stats["ms"], stats["ms_backbone"] = round(ms, 2), round(backbone_ms, 2)
         stats["ms_avg"] = round(ms if stats["frames"] == 1 else 0.9 * stats["ms_avg"] + 0.1 * ms, 2)
+
+
+def _on_stream(stream):
+    """torch.cuda.stream(stream), or nothing where there is no stream (CPU, MPS)."""
+    return torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext()
 
 
 def _as_rgb(rgb: Any) -> np.ndarray:

@@ -266,8 +266,8 @@ class SynthesisBlock(nn.Module):
         if fused_modconv is None:  # ADA's rule: per-sample weights are fine in fp32 or at batch 1
             fused_modconv = dtype == torch.float32 or ws.shape[0] == 1
 
-        if self.in_channels == 0:
-            x = self.const.to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
+        if self.in_channels == 0:  # x, when given, replaces the learned constant for this call
+            x = (self.const if x is None else x).to(dtype).unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
         else:
             x = x.to(dtype)
         if channels_last:
@@ -343,12 +343,18 @@ class SynthesisNetwork(nn.Module):
                     module._cache.clear()
         return self
 
-    def forward(self, ws: torch.Tensor, noise_mode: str = "const", fused_modconv: bool | None = None) -> torch.Tensor:
+    def forward(self, ws: torch.Tensor, noise_mode: str = "const", fused_modconv: bool | None = None,
+                const: torch.Tensor | None = None) -> torch.Tensor:
+        """const: an optional (C, 4, 4) tensor used instead of b4.const for this call (the exported ONNX graph
+        takes it as an input so that live edits of the constant reach it)."""
         check_noise_mode(noise_mode)
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape (N, {self.num_ws}, {self.w_dim}), got {tuple(ws.shape)}")
+        first = self.blocks()[0]
+        if const is not None and tuple(const.shape) != tuple(first.const.shape):
+            raise ValueError(f"const must have shape {tuple(first.const.shape)}, got {tuple(const.shape)}")
         ws = ws.to(torch.float32)
-        x = img = None
+        x, img = const, None
         w_idx = 0
         for block in self.blocks():
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)

@@ -205,6 +205,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
             weight = weight * weight.square().mean([1, 2, 3], keepdim=True).rsqrt()
         styles = styles * styles.square().mean().rsqrt()
     w = weight.unsqueeze(0) * styles.reshape(n, 1, in_channels, 1, 1)
+    if torch.compiler.is_exporting():  # a batch-size-free graph: a grouped conv needs a fixed group count
+        return _modulated_conv2d_shared(x, weight, styles, w, demodulate, padding, input_gain)
     if demodulate:
         w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, out_channels, 1, 1, 1)
     if input_gain is not None:
@@ -214,6 +216,19 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         return F.conv2d(x, w, padding=padding)
     x = F.conv2d(x.reshape(1, n * in_channels, *x.shape[2:]), w, padding=padding, groups=n)
     return x.reshape(n, out_channels, *x.shape[2:])
+
+
+def _modulated_conv2d_shared(x, weight, styles, w, demodulate, padding, input_gain) -> torch.Tensor:
+    """The same convolution as one shared kernel with the per-sample scales applied to the activations:
+    input channels by the styles before, output channels by the demodulation (and input gain) after.
+    w: the modulated, not yet demodulated, per-sample kernels (only their norms are used)."""
+    n = x.shape[0]
+    scale = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else torch.ones_like(w[:, :, 0, 0, 0])
+    if input_gain is not None:
+        scale = scale * input_gain
+    x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+    x = F.conv2d(x, weight.to(x.dtype), padding=padding)
+    return x * scale.to(x.dtype).reshape(n, -1, 1, 1)
 
 
 def filtered_lrelu_reference(x: torch.Tensor, fu: torch.Tensor | None, fd: torch.Tensor | None,

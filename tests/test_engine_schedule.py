@@ -1,0 +1,126 @@
+"""How the engine runs on its device: the plan (fast path, stage schedule), as build_engine applies it, and
+both schedules really publishing fresh camera frames, also past a slow encoder."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import torch
+
+from bridge.device import RunPlan, plan_run, synchronize
+from bridge.engine import Engine
+from bridge.params import PARAMS_BY_NAME, ParamError, ParamStore
+from bridge.sources import make_source
+from bridge.startup import StartupError, build_engine
+import conftest
+from conftest import STYLEGAN_FIXTURES
+from test_engine_core import CollectSink
+
+QUIET = {"osc_in": "off", "osc_out": [], "oscquery": "off", "preview": "off", "demo_encoder": True,
+         "encoder_size": "64x48", "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def generator():
+    from bridge.stylegan import load_network
+
+    return load_network(str(STYLEGAN_FIXTURES / "sg2_tiny.pkl")).eval().requires_grad_(False)
+
+
+@pytest.fixture(scope="module")
+def encoder(generator):
+    from bridge.encoder import build_encoder
+
+    return build_encoder(z_dim=generator.z_dim, demo=True, encode_size=(64, 48))
+
+
+@pytest.mark.parametrize("model, fast", [("sg3t_tiny", True), ("sg2_tiny", False)])
+def test_build_engine_chooses_the_fast_path_by_architecture_on_cpu(model, fast):
+    """StyleGAN3's fast path pays off on the CPU (float32, polyphase); StyleGAN2's does not."""
+    engine = build_engine({**QUIET, "network": str(STYLEGAN_FIXTURES / f"{model}.pkl")})
+    try:
+        assert engine.generator.fast is fast
+        assert any(layer.fast is fast for layer in engine.generator.synthesis.modules() if hasattr(layer, "fast"))
+        device_line = next(line for line in engine.describe() if line.startswith("device:"))
+        assert f"fast path {'on' if fast else 'off'}" in device_line
+    finally:
+        engine.stop()
+
+
+def test_plan_per_device():
+    assert plan_run("cuda", "stylegan2") == RunPlan(torch.device("cuda"), True, "overlap", True,
+                                                     plan_run("cuda", "stylegan2").why)
+    cpu2, cpu8 = plan_run("cpu", "stylegan2", cpu_threads=2), plan_run("cpu", "stylegan3", cpu_threads=8)
+    assert (cpu2.fast, cpu2.schedule, cpu2.cudnn_benchmark) == (False, "serial", False)
+    assert (cpu8.fast, cpu8.schedule) == (True, "overlap")
+    assert plan_run("cpu", "stylegan2", "overlap", cpu_threads=2).schedule == "overlap"  # asked for: honoured
+    mps = plan_run("mps", "stylegan2", "overlap")
+    assert mps.schedule == "serial" and "197805" in mps.why  # two threads on one MPS device: never
+    assert plan_run("cuda:1", "stylegan3").device == torch.device("cuda", 1)
+    synchronize("cpu")  # nothing queued on a CPU: returns at once
+
+
+def test_cuda_n_is_a_device_setting_and_a_missing_gpu_is_one_line():
+    assert PARAMS_BY_NAME["device"].coerce("cuda:1") == "cuda:1"
+    with pytest.raises(ParamError, match="cuda:N"):
+        PARAMS_BY_NAME["device"].coerce("gpu1")
+    if torch.cuda.device_count() > 1:
+        pytest.skip("this machine has a second GPU")
+    with pytest.raises(StartupError) as info:
+        build_engine({**QUIET, "device": "cuda:1"})
+    assert "cuda:1" in str(info.value) and "\n" not in str(info.value)
+
+
+class SlowEncoder:
+    """The real encoder behind a delay (a slow backbone or an overloaded machine)."""
+
+    def __init__(self, encoder, delay_s: float) -> None:
+        self.encoder, self.delay_s = encoder, delay_s
+
+    def encode(self, rgb, params=None):
+        time.sleep(self.delay_s)
+        return self.encoder.encode(rgb, params)
+
+    def stats(self):
+        return {}
+
+
+@pytest.mark.parametrize("schedule", ["serial", "overlap"])
+def test_both_schedules_publish_fresh_frames(generator, encoder, schedule):
+    sink = CollectSink()
+    engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0), [sink],
+                    schedule=schedule)
+    engine.start()
+    try:
+        assert conftest.wait_for(lambda: len({f.source_index for f in sink.frames if f.source_index >= 0}) >= 5,
+                                 timeout=30)
+        names = {t.name for t in threading.enumerate()}
+        assert ("engine-encode" in names) is (schedule == "overlap")
+        health = engine.health()
+        assert health["schedule"] == schedule and health["status"] == "ok"
+        assert health["stage_ms"].get("encode", 0) > 0
+    finally:
+        engine.stop()
+
+
+def test_serial_schedule_keeps_publishing_past_a_slow_encoder(generator, encoder):
+    """Serial stages wait for one encode at most: a 0.3 s encoder still gives a steady stream of frames."""
+    sink = CollectSink()
+    engine = Engine(ParamStore(), generator, SlowEncoder(encoder, 0.3),
+                    make_source("pattern", size=(96, 72), fps=30.0), [sink], schedule="serial")
+    engine.start()
+    try:
+        assert conftest.wait_for(lambda: any(f.source_index >= 0 for f in sink.frames), timeout=30)
+        start = len(sink.frames)
+        times = []
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline:
+            if len(sink.frames) > start:
+                times.append(sink.frames[-1].t_rendered)
+                start = len(sink.frames)
+            time.sleep(0.01)
+    finally:
+        engine.stop()
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(times) >= 4 and max(gaps) < 1.2, gaps  # new camera frames keep arriving, about every 0.3 s
