@@ -237,6 +237,8 @@ class Bend:
 def bend_points(generator) -> dict[str, torch.nn.Module]:
     """NVIDIA name -> the module whose ``bend`` attribute the synthesis forward consults."""
     synthesis = generator.synthesis
+    if not hasattr(synthesis, "block_resolutions") and not hasattr(synthesis, "layer_names"):
+        return {}  # not our torch network (e.g. ONNX Runtime's graph): nothing to bend
     if hasattr(synthesis, "block_resolutions"):  # StyleGAN2
         return {f"b{res}": getattr(synthesis, f"b{res}") for res in synthesis.block_resolutions}
     points = {"input": synthesis.input}

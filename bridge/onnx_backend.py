@@ -193,7 +193,8 @@ class _OrtMapping(nn.Module):
         super().__init__()
         self.session = session
         self.c_dim = c_dim
-        z_dim = session.get_inputs()[0].shape[1]
+        self.z_dim = z_dim = int(session.get_inputs()[0].shape[1])
+        self.num_ws, self.w_dim = (int(d) for d in session.get_outputs()[0].shape[1:])
         # psi 0 gives the average w whatever z is; a zero z would hit 0/0 in ONNX Runtime's fused RMS norm
         feeds = {"z": np.ones([1, z_dim], np.float32), "truncation_psi": np.array(0.0, np.float32)}
         if c_dim:

@@ -199,7 +199,7 @@ def _onnx_generator(settings: Mapping[str, Any], steps, progress: bool):
     from bridge.onnx_backend import UNSUPPORTED_LEVERS, OnnxUnavailable, OrtGenerator, refusal
 
     for row, only in UNSUPPORTED_LEVERS.items():
-        if settings[row] != only:
+        if settings.get(row, only) != only:
             raise StartupError(refusal(row, settings[row]))
     network = Path(settings["network"]) if settings["network"] else None
     try:

@@ -15,7 +15,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
 from bridge.onnx_backend import (PROVIDER_ORDER, OnnxUnavailable, OrtGenerator, choose_providers,  # noqa: E402
-                                 export_onnx, refusal)
+                                 refusal)
 from bridge.stylegan.loader import load_network  # noqa: E402
 from stylegan_cases import ROOT, psnr  # noqa: E402
 
@@ -25,10 +25,14 @@ MODELS = ("sg2_tiny", "sg3t_tiny")
 
 @pytest.fixture(scope="module", params=MODELS)
 def exported(request, tmp_path_factory):
-    generator = load_network(ROOT / f"{request.param}.pkl")
+    """``vrbridge export MODEL --onnx DIR`` on a fixture (the command checks the graphs against torch too)."""
+    from bridge.cli import main
+    from bridge.onnx_backend import MAPPING_FILE, SYNTHESIS_FILE
+
     out = tmp_path_factory.mktemp(request.param)
-    paths = export_onnx(generator, out, progress=lambda *_: None)
-    return generator, out, paths
+    assert main(["export", str(ROOT / f"{request.param}.pkl"), "--onnx", str(out)]) == 0
+    return load_network(ROOT / f"{request.param}.pkl"), out, {"mapping": out / MAPPING_FILE,
+                                                             "synthesis": out / SYNTHESIS_FILE}
 
 
 def _z(n: int, seed: int, z_dim: int) -> np.ndarray:
@@ -157,3 +161,15 @@ def test_engine_runs_the_exported_graphs(exported):
         assert "onnxruntime (CPUExecutionProvider)" in engine.model_description
     finally:
         engine.stop()
+
+
+def test_export_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from bridge.cli import main
+
+    assert main(["export", str(tmp_path / "missing.pkl"), "--onnx", str(tmp_path / "out")]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["export", str(ROOT / "sg2_tiny.pkl"), "--onnx", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert "is not a folder" in err and err.count("\n") == 1
