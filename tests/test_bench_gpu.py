@@ -56,3 +56,13 @@ def test_const_corruption_is_restored():
     with gpu._const_corrupted(generator):
         assert not torch.equal(generator.synthesis.b4.const, before)
     assert torch.equal(generator.synthesis.b4.const, before)
+
+
+def test_every_bench_suite_imports():
+    """A suite that does not even import is only found when someone runs the benchmarks: catch it here."""
+    import importlib
+
+    from bridge.bench import SUITES
+
+    for name, module in SUITES.items():
+        assert callable(importlib.import_module(module).run), name

@@ -10,6 +10,7 @@ Figures per mode:
 * ``fps``: distinct camera frames that reached the output per second (re-publishes are not counted);
 * per-stage ms (moving averages in the engine, plain means in the loop);
 * ``latency``: capture -> publish, p50 / p95, from the frames the sink received.
+"""
 from __future__ import annotations
 
 import statistics
