@@ -243,6 +243,7 @@ def test_mediapipe_start_up_chatter_stays_off_the_terminal():
         "    print('a real error line', file=sys.stderr)\n"
         "for i in range(3):\n"
         "    t.process(Frame(rgb=np.zeros((240, 320, 3), np.uint8), index=i, t_capture=time.monotonic()))\n"
+        "t.close()\n"
         "print('tracked', flush=True)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180,

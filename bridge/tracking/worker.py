@@ -148,7 +148,8 @@ class FrameWorker:
         landmarker, self._landmarker = self._landmarker, None
         if landmarker is not None:
             try:
-                landmarker.close()
+                with native_chatter_muted():  # LiteRT's DestroyAccelerator INFO lines
+                    landmarker.close()
             except Exception as exc:  # noqa: BLE001 - closing must not raise at shutdown
                 self.record_error("close", exc)
 
