@@ -74,7 +74,7 @@ def _check_files(settings: Mapping[str, Any]) -> None:
         if name.endswith("_model") and value == OFFICIAL:
             continue
         if value and not os.path.isfile(os.path.expanduser(value)):
-            raise PreflightError(f"{name}: no such file {value!r} ({_flag(name)} FILE)")
+            raise PreflightError(f"{name}: no such file {value!r} ({_flag(name)} FILE{FILE_HINTS.get(name, '')})")
 
 
 def _check_network(settings: Mapping[str, Any]) -> None:
