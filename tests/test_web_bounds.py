@@ -188,16 +188,18 @@ def test_busy_port_is_an_error_at_build_time():
 
 
 def test_a_burst_of_connects_is_accepted_at_once():
-    """The listen backlog: 300 connects in a burst each complete without a SYN retry (1 s)."""
+    """The listen backlog: in a burst of 300 connects, none waits for a SYN retry (1 s). With the old backlog of 5,
+    41 of 300 did; a loaded machine may stall one or two here for other reasons, so a handful is allowed."""
     server = WebServer("t", "127.0.0.1", 0)
     server.start()
-    socks, slowest = [], 0.0
+    socks, waited = [], []
     try:
         for _ in range(300):
             t0 = time.monotonic()
             socks.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
-            slowest = max(slowest, time.monotonic() - t0)
-        assert slowest < 0.9, f"a connect waited {slowest:.2f} s"
+            waited.append(time.monotonic() - t0)
+        slow = [round(t, 2) for t in waited if t >= 0.9]
+        assert len(slow) <= 3, f"{len(slow)} connects waited about a SYN retry: {slow}"
     finally:
         for sock in socks:
             sock.close()

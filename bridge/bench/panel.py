@@ -5,8 +5,9 @@ Figures:
   control, as a finger drag makes) and the time until the engine's ParamStore has applied the value
   (wall clock on both sides; p50 / p95 over the samples), and until the page got the server's ack;
 * round trip, plain WebSocket client: ``set`` -> ack, without a browser (the server's own share);
-* engine fps with no panel, then with the panel open in two Chromium clients (each also playing the two
-  MJPEG previews, as a phone would), each over the same window.
+* engine fps with no panel, then with the panel open in two Chromium clients (each also playing the two MJPEG previews, as a phone would; the browsers run on
+  the same machine, so on a small one their own rendering shows in this row), each over the same window;
+* a slowloris storm (1,000 sockets) against the preview: a normal GET's time, threads added, engine fps.
 
 Needs chromium + chromedriver + selenium for the browser rows (else they are skipped with a note).
 """
@@ -19,6 +20,7 @@ import shutil
 import socket
 import statistics
 import tempfile
+import threading
 import time
 
 
@@ -85,7 +87,6 @@ def _fps_row(engine, window: float, label: str) -> dict:
 
 def _storm_rows(engine, window: float, count: int = 1000) -> list[dict]:
     """1,000 slowloris sockets on the preview server: a normal GET's time, threads added, engine fps."""
-    import threading
     import urllib.request
 
     port = engine.control_panel.preview.port

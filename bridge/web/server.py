@@ -132,7 +132,7 @@ class WebServer:
 
     async def _serve(self) -> None:
         self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         server = await asyncio.get_running_loop().create_server(self._accept, sock=self.sock,
                                                                 backlog=self.backlog)
@@ -150,7 +150,10 @@ class WebServer:
                     pass
             for handler in list(self._conns):
                 _abort(handler)
-            await asyncio.wait_for(self._runner.cleanup(), 2.0)
+            try:
+                await asyncio.wait_for(self._runner.cleanup(), 2.0)
+            except (asyncio.TimeoutError, Exception):  # noqa: BLE001 - the sockets are closed either way
+                pass
 
     # -- connection bounds ------------------------------------------------------------------------------
     def _accept(self) -> asyncio.Protocol:
