@@ -20,6 +20,9 @@ LISTENERS = {"osc_in": ("udp", "127.0.0.1"), "oscquery": ("tcp", "127.0.0.1"), "
 FILES = ("encoder_weights", "hand_model", "pose_model", "face_model")
 # ... except this word, which names Google's official landmarker bundle (bridge.tracking.model).
 OFFICIAL = "official"
+# what else a missing file can be replaced with, said after the flag
+FILE_HINTS = {"encoder_weights": "; or drop the setting and add --allow-download to fetch the published file once",
+              "hand_model": "; or drop the setting to use the hand model shipped with the package"}
 
 
 class PreflightError(RuntimeError):

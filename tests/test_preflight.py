@@ -41,7 +41,7 @@ def test_every_listening_port_is_checked_with_its_flag(busy, setting, kind):
 def test_two_settings_on_one_port_and_missing_files(tmp_path):
     with pytest.raises(PreflightError, match="preview and oscquery both want 127.0.0.1:7799"):
         check({"preview": "127.0.0.1:7799", "oscquery": "127.0.0.1:7799", "osc_in": "off"})
-    with pytest.raises(PreflightError, match=r"encoder_weights: no such file .*\(--encoder-weights FILE\)"):
+    with pytest.raises(PreflightError, match=r"encoder_weights: no such file .*--encoder-weights FILE; or drop .*--allow-download"):
         check({"encoder_weights": str(tmp_path / "vgg.pth"), "osc_in": "off", "preview": "off", "oscquery": "off"})
     with pytest.raises(PreflightError, match="network: no such file .*vrbridge models"):
         check({"network": str(tmp_path / "ffhq.pkl"), "osc_in": "off", "preview": "off", "oscquery": "off"})
