@@ -124,3 +124,23 @@ def test_serial_schedule_keeps_publishing_past_a_slow_encoder(generator, encoder
         engine.stop()
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(times) >= 4 and max(gaps) < 1.2, gaps  # new camera frames keep arriving, about every 0.3 s
+
+
+def test_seed_latents_are_float32_before_they_reach_the_device(monkeypatch):
+    """MPS has no float64: numpy's float64 z must be cast before .to(device), as render and the benches do."""
+    import numpy as np
+
+    from bridge.latents import seed_z
+
+    moved = []
+    original = torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        moved.append(self.dtype)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    z = seed_z(7, 16, "cpu")
+    assert moved and all(dtype == torch.float32 for dtype in moved)
+    assert z.dtype == torch.float32 and z.shape == (1, 16)
+    assert np.allclose(z.numpy(), np.random.RandomState(7).randn(1, 16), atol=1e-6)  # gen_images.py's z
