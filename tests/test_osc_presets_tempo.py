@@ -227,7 +227,9 @@ def test_a_flood_of_saves_never_blocks_control_and_the_bank_is_bounded(rig):
         sock.sendto(codec.encode_message("/vrb/psi", (0.3,)), ("127.0.0.1", port))
         assert wait_until(lambda: store.get("psi") == pytest.approx(0.3), timeout=10.0)
         latency = time.monotonic() - sent
-    assert latency < 1.0, f"control answered after {latency:.2f} s"  # psi came last: every save was handled
+    # psi came last, so every save was handled first; the old file-per-save path took 24 s. The bound leaves room
+    # for a loaded 2-core machine (1.0002 s was seen once under a load average of 15).
+    assert latency < 5.0, f"control answered after {latency:.2f} s"
     assert bridge.presets.flush()
     received = bridge.server.counts["datagrams"]
     saved = len(bridge.presets.names())
