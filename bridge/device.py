@@ -6,7 +6,9 @@ to run there (fast path, memory layout and dtype through it, how the engine's st
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import threading
 
 import torch
 
@@ -108,3 +110,13 @@ def synchronize(device: str | torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+_MPS_TURN = threading.RLock()
+
+
+def torch_turn(device: str | torch.device):
+    """Hold this while a thread runs torch work on ``device``: on MPS, one thread at a time for the whole process
+    (the engine's stages, the depth analyser), because Metal crashes when two threads use one MPS device in
+    torch releases before the fix of pytorch issue 197805; elsewhere nothing is held."""
+    return _MPS_TURN if torch.device(device).type == "mps" else contextlib.nullcontext()

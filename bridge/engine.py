@@ -408,7 +408,8 @@ class Engine:
             return None
         t0 = time.perf_counter()
         try:
-            latents = self.encoder.encode(frame.rgb, snapshot)
+            with _torch_turn(self.device):
+                latents = self.encoder.encode(frame.rgb, snapshot)
             self.stage_health.ok("encode")
         except Exception as exc:  # noqa: BLE001 - held latents keep the picture alive
             self.stage_health.fail("encode", exc, f"frame {frame.index} from {frame.source or 'source'} "
@@ -521,13 +522,14 @@ class Engine:
                     source_frame: Frame | None) -> np.ndarray | None:
         context = f"frame {self.frames_rendered}" + (f" (source frame {source_frame.index})" if source_frame else "")
         try:
-            t0 = time.perf_counter()
-            self._apply_manipulations(snapshot, now)
-            ws = self.mixer.mix(self._last_latents, snapshot)
-            t1 = time.perf_counter()
-            img = self.generator.synthesis(ws, noise_mode=snapshot["noise_mode"])
-            rgb = imageops.tensor_to_rgb(img)  # syncs the device, so synth ms is the real cost
-            t2 = time.perf_counter()
+            with _torch_turn(self.device):
+                t0 = time.perf_counter()
+                self._apply_manipulations(snapshot, now)
+                ws = self.mixer.mix(self._last_latents, snapshot)
+                t1 = time.perf_counter()
+                img = self.generator.synthesis(ws, noise_mode=snapshot["noise_mode"])
+                rgb = imageops.tensor_to_rgb(img)  # syncs the device, so synth ms is the real cost
+                t2 = time.perf_counter()
             rgb = imageops.fit(rgb, self.resolution, snapshot["fit"])
             t3 = time.perf_counter()
         except Exception as exc:  # noqa: BLE001 - hold the last good frame, count, report
@@ -616,6 +618,13 @@ class Engine:
         if self.demo:
             lines.append("NOTE:       " + DEMO_NOTICE)
         return lines
+
+
+def _torch_turn(device: str):
+    """bridge.device.torch_turn (imported here, not at the top: torch loads only when the engine runs)."""
+    from bridge.device import torch_turn
+
+    return torch_turn(device)
 
 
 def _resolve_schedule(device: str, generator, schedule: str, cpu_threads: int) -> str:

@@ -144,3 +144,23 @@ def test_seed_latents_are_float32_before_they_reach_the_device(monkeypatch):
     assert moved and all(dtype == torch.float32 for dtype in moved)
     assert z.dtype == torch.float32 and z.shape == (1, 16)
     assert np.allclose(z.numpy(), np.random.RandomState(7).randn(1, 16), atol=1e-6)  # gen_images.py's z
+
+
+def test_mps_work_takes_turns_across_threads():
+    """On MPS every thread's torch work (engine stages, depth) holds one process-wide turn; elsewhere none."""
+    from bridge.device import torch_turn
+
+    assert torch_turn("mps") is torch_turn("mps:0")
+    entered = threading.Event()
+
+    def take_turn() -> None:
+        with torch_turn("mps"):
+            entered.set()
+
+    with torch_turn("mps"):
+        worker = threading.Thread(target=take_turn, daemon=True)
+        worker.start()
+        assert not entered.wait(0.3)  # the second thread waits while the first holds the turn
+        with torch_turn("cpu"), torch_turn("cuda"):  # nothing is held for other devices
+            pass
+    assert entered.wait(5)

@@ -181,8 +181,10 @@ class DepthAnalysis:
         small = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_CUBIC)
         torch = self._torch
         x = torch.from_numpy(small).permute(2, 0, 1)[None].float().div_(255.0)
-        x = ((x - self._mean) / self._std).to(self.device)
-        with torch.inference_mode():
+        from bridge.device import torch_turn
+
+        with torch_turn(self.device), torch.inference_mode():  # MPS: one thread at a time (bridge.device)
+            x = ((x - self._mean) / self._std).to(self.device)
             return self.model(x)[0].float().cpu().numpy()
 
     def __call__(self, rgb: np.ndarray, near_threshold: float = 0.6) -> dict[str, float]:
