@@ -80,7 +80,7 @@ def test_hands_off_adds_nothing(tmp_path):
 
 
 def test_bad_hand_settings_stop_start_up_with_one_line(tmp_path):
-    with pytest.raises(StartupError, match="hand_model: no such file .*nope.task.* \\(--hand-model FILE\\)"):
+    with pytest.raises(StartupError, match="hand_model: no such file .*nope.task.* \\(--hand-model FILE"):
         build_engine(settings(tmp_path, hands="mediapipe", hand_model=str(tmp_path / "nope.task")))  # preflight
     with pytest.raises(UserError, match="is not a hand landmarker bundle: it lacks hand_detector.tflite"):
         build_engine(settings(tmp_path, hands="mediapipe", hand_model=str(BUNDLES["pose"].path)))
