@@ -37,6 +37,7 @@ import argparse
 import difflib
 import os
 import sys
+from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from bridge.cli import UserError
@@ -157,6 +158,17 @@ def _show(value: Any) -> str:
 # ------------------------------------------------------------------------------------------------
 # The show file
 # ------------------------------------------------------------------------------------------------
+def companion_path(setting: str, show_file: str | None, kind: str) -> Path:
+    """A file the engine writes for a show (presets, learned MIDI): the ``setting`` if given, else
+    ``SHOW.<kind>.toml`` beside the show file, else ``./vrbridge-<kind>.toml``."""
+    if setting:
+        return Path(setting).expanduser()
+    if show_file:
+        show = Path(show_file)
+        return show.with_name(f"{show.stem}.{kind}.toml")
+    return Path(f"vrbridge-{kind}.toml")
+
+
 MAX_TOML_BYTES = 1 << 20  # a show file, map or presets file is a few KB; 1 MiB leaves room for any rig
 
 

@@ -119,12 +119,9 @@ def signal_of(msg) -> tuple[str, float, float] | None:
 
 def learn_path(setting: str, show_file: str | None) -> Path:
     """``midi_learn_file``, else ``SHOW.midi.toml`` beside the show file, else ./vrbridge-midi.toml."""
-    if setting:
-        return Path(setting).expanduser()
-    if show_file:
-        show = Path(show_file)
-        return show.with_name(show.stem + ".midi.toml")
-    return Path("vrbridge-midi.toml")
+    from bridge.config import companion_path
+
+    return companion_path(setting, show_file, "midi")
 
 
 def preflight_problem(settings: Mapping[str, Any]) -> str:

@@ -52,12 +52,9 @@ def preset_params() -> list[Param]:
 
 def default_presets_path(settings_presets: str, show_file: str | None) -> Path:
     """``presets`` setting, else ``SHOW.presets.toml`` beside the show file, else ./vrbridge-presets.toml."""
-    if settings_presets:
-        return Path(settings_presets).expanduser()
-    if show_file:
-        show = Path(show_file)
-        return show.with_name(show.stem + ".presets.toml")
-    return Path("vrbridge-presets.toml")
+    from bridge.config import companion_path
+
+    return companion_path(settings_presets, show_file, "presets")
 
 
 class PresetBank:
