@@ -39,7 +39,7 @@ def test_motion_routed_to_psi_follows_a_still_then_moving_scene(tmp_path):
 
     def seen_both(reports):
         psis = [r.params["psi"] for r in reports if "scene.motion.energy" in r.signals]
-        return len(psis) > 10 and min(psis) < 0.25 and max(psis) > 0.5
+        return len(psis) > 10 and min(psis) < 0.25 and max(psis) > 0.35  # still: ~0.2; moving: energy > 0.15
 
     reports = collect(engine, seen_both)
     routed = [r for r in reports if "scene.motion.energy" in r.signals]
