@@ -17,3 +17,14 @@ SUITES: dict[str, str] = {
     "levers": "bridge.bench.levers",
     "gpu": "bridge.bench.gpu",
 }
+
+
+def timing_row(what: str, size: str, samples_ms: list[float], device: str = "cpu", note: str = "") -> dict:
+    """One table row of per-step timings: median and p90 in ms, how many samples, where, and a note."""
+    import statistics
+
+    ordered = sorted(samples_ms)
+    return {"what": what, "size": size, "median_ms": round(statistics.median(ordered), 3),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 3), "n": len(ordered), "device": device,
+            "note": note}
+

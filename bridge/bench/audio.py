@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from bridge.bench.scene import engine_fps, summary
+from bridge.bench import timing_row
+from bridge.bench.scene import engine_fps
 
 
 def music(seconds: float) -> np.ndarray:
@@ -56,9 +57,9 @@ def run(args) -> dict:
         service.process(block)
         process_ms.append((time.perf_counter() - t0) * 1000.0)
     budget = f"budget {BLOCK_S * 1000:.1f} ms per block"
-    rows = [summary("audio: block features", f"{BLOCK} @ {SR} Hz", feature_ms, note=budget),
-            summary("audio: tempo re-estimate", "8 s window", estimate_ms, note="every 0.5 s"),
-            summary("audio: whole block (service)", f"{BLOCK} @ {SR} Hz", process_ms,
+    rows = [timing_row("audio: block features", f"{BLOCK} @ {SR} Hz", feature_ms, note=budget),
+            timing_row("audio: tempo re-estimate", "8 s window", estimate_ms, note="every 0.5 s"),
+            timing_row("audio: whole block (service)", f"{BLOCK} @ {SR} Hz", process_ms,
                     note=f"features + gain + beat + publish; {budget}")]
     with tempfile.TemporaryDirectory() as folder:
         import soundfile

@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import os
-import statistics
 import time
 
 import numpy as np
+
+from bridge.bench import timing_row
 
 
 def clip(n: int, width: int = 640, height: int = 480) -> list[np.ndarray]:
@@ -29,13 +30,6 @@ def clip(n: int, width: int = 640, height: int = 480) -> list[np.ndarray]:
     return frames
 
 
-def summary(what: str, size: str, samples_ms: list[float], device: str = "cpu", note: str = "") -> dict:
-    ordered = sorted(samples_ms)
-    return {"what": what, "size": size, "median_ms": round(statistics.median(ordered), 3),
-            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 3), "n": len(ordered), "device": device,
-            "note": note}
-
-
 def bench_flow(size: tuple[int, int], n: int) -> dict:
     from bridge.scene.motion import MotionAnalysis
 
@@ -47,7 +41,7 @@ def bench_flow(size: tuple[int, int], n: int) -> dict:
         analysis(frame, i / 30.0)
         if i >= 5:
             times.append((time.perf_counter() - t0) * 1000.0)
-    return summary("scene: flow + colour", f"{size[0]}x{size[1]}", times, note="from 640x480 frames")
+    return timing_row("scene: flow + colour", f"{size[0]}x{size[1]}", times, note="from 640x480 frames")
 
 
 def bench_depth(side: int, n: int, device: str) -> dict:
@@ -70,7 +64,7 @@ def bench_depth(side: int, n: int, device: str) -> dict:
             torch.cuda.synchronize()
         times.append((time.perf_counter() - t0) * 1000.0)
     h, w = input_size(480, 640, side)
-    return summary("depth: Depth-Anything-V2-Small", f"{w}x{h} (side {side})", times, device,
+    return timing_row("depth: Depth-Anything-V2-Small", f"{w}x{h} (side {side})", times, device,
                    f"{torch.get_num_threads()} torch threads")
 
 

@@ -10,11 +10,12 @@ network, which the ``generator`` suite measures.
 """
 from __future__ import annotations
 
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
+
+from bridge.bench import timing_row
 
 IMAGES = Path(__file__).resolve().parents[2] / "tests" / "data" / "images"
 IMAGE = IMAGES / "Histogram_Comparison_Source_0.jpg"
@@ -40,13 +41,6 @@ def _clip(n: int) -> list[np.ndarray]:
     return frames
 
 
-def _summary(name: str, size: str, samples_ms: list[float], device: str = "cpu", note: str = "") -> dict:
-    ordered = sorted(samples_ms)
-    return {"what": name, "size": size, "median_ms": round(statistics.median(ordered), 3),
-            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))], 3), "n": len(ordered), "device": device,
-            "note": note}
-
-
 def _bench_tracking(n: int, num_hands: int, frames: list[np.ndarray]) -> dict:
     from bridge.frames import Frame
     from bridge.tracking.mediapipe_hands import MediaPipeHandTracker
@@ -64,7 +58,7 @@ def _bench_tracking(n: int, num_hands: int, frames: list[np.ndarray]) -> dict:
                 found += int(kp is not None and kp.active is not None)
     finally:
         tracker.close()
-    return _summary(f"mediapipe hands VIDEO, num_hands={num_hands}", "640x480", times,
+    return timing_row(f"mediapipe hands VIDEO, num_hands={num_hands}", "640x480", times,
                     note=f"hand found in {found}/{n} frames")
 
 
@@ -106,7 +100,7 @@ def _bench_manipulation(label: str, manipulation, generator, params: dict, n: in
         if i >= 10:
             times.append((time.perf_counter() - t0) * 1000.0)
     manipulation.restore()
-    return _summary(label, "per frame", times, device=device)
+    return timing_row(label, "per frame", times, device=device)
 
 
 def _model_hand() -> np.ndarray:
@@ -186,8 +180,8 @@ def _hand_stage_rows(params: dict, n: int) -> list[dict]:
         t2 = time.perf_counter()
         times_l.append((t1 - t0) * 1000.0)
         times_f.append((t2 - t1) * 1000.0)
-    return [_summary("active-hand lock, 2 hands", "per frame", times_l),
-            _summary("features + One-Euro update", "per frame", times_f)]
+    return [timing_row("active-hand lock, 2 hands", "per frame", times_l),
+            timing_row("features + One-Euro update", "per frame", times_f)]
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -249,7 +243,7 @@ def _bench_worker(task: str, n: int, frames: list[np.ndarray], num: int) -> dict
     finally:
         tracker.close()
     what = {"pose": f"mediapipe pose VIDEO, num_poses={num}", "face": f"mediapipe face VIDEO, num_faces={num}"}[task]
-    return _summary(what, "640x480", times, note=f"{task} found in {found}/{n} frames")
+    return timing_row(what, "640x480", times, note=f"{task} found in {found}/{n} frames")
 
 
 def _bench_together(n: int, frames: list[np.ndarray]) -> list[dict]:
@@ -277,9 +271,9 @@ def _bench_together(n: int, frames: list[np.ndarray]) -> list[dict]:
     finally:
         for tracker in trackers.values():
             tracker.close()
-    rows = [_summary(f"together: {k} (3 trackers on 3 threads)", "640x480", times, note=f"found in {found}/{n}")
+    rows = [timing_row(f"together: {k} (3 trackers on 3 threads)", "640x480", times, note=f"found in {found}/{n}")
             for k, (times, found) in results.items()]
-    rows.append(_summary("together: wall time per frame, all three", "640x480", [wall_ms],
+    rows.append(timing_row("together: wall time per frame, all three", "640x480", [wall_ms],
                          note=f"{1000.0 / wall_ms:.1f} frames/s for all three"))
     return rows
 
@@ -362,5 +356,5 @@ def _engine_rows(torch, device: str, seconds: float, frames: list[np.ndarray]) -
         if costs:
             note += "; tracker ms/frame " + ", ".join(f"{k} {v:.0f}" for k, v in costs.items())
         ms_per_frame = 1000.0 / fps if fps else float("nan")
-        rows.append(_summary(label, "640x480 in, demo 256x256 out", [ms_per_frame], device=device, note=note))
+        rows.append(timing_row(label, "640x480 in, demo 256x256 out", [ms_per_frame], device=device, note=note))
     return rows
