@@ -155,6 +155,7 @@ class Engine:
         self.signals = SignalBus()
         self.routes = RouteTable()
         self._signal_stages: list = []
+        self._signals_read = -1  # the bus version the last frame's signals were read at
         self._animated_for = -1  # routes version _animated_reads was computed for
         self._animated_reads = False
         self.resolution = resolution
@@ -460,7 +461,7 @@ class Engine:
                     self._render_one(source_frame, keypoints, rerender=changed, fresh=fresh)
                 except Exception as exc:  # noqa: BLE001 - the render thread must outlive any bug
                     self.stage_health.fail("render", exc, f"frame {self.frames_published}")
-                last_signals = self.signals.version  # what this frame read (its own stages published too)
+                last_signals = self._signals_read  # what this frame read (its own stages published too)
                 last_publish = time.monotonic()
 
     def _animating(self) -> bool:
@@ -492,7 +493,7 @@ class Engine:
         """Render (or re-publish) one frame with one parameter snapshot, publish it, report it."""
         t_start = time.perf_counter()
         now = time.monotonic()
-        snapshot = self._route(self._smoother.apply(self.params.snapshot(), now), keypoints, now)
+        snapshot, signals = self._route(self._smoother.apply(self.params.snapshot(), now), keypoints, now)
         rgb = None
         if snapshot["blackout"]:
             width, height = self.output_size()
@@ -506,17 +507,25 @@ class Engine:
             return
         if not snapshot["blackout"]:
             self._last_rgb = rgb
-        self._publish(rgb, source_frame, snapshot, keypoints, fresh=fresh and made_new)
+        self._publish(rgb, source_frame, snapshot, keypoints, signals, fresh=fresh and made_new)
         self.clock.add("total", (time.perf_counter() - t_start) * 1000.0)
 
-    def _route(self, snapshot: dict[str, Any], keypoints: Keypoints | None, now: float) -> dict[str, Any]:
-        """This frame's signals (the render-thread stages publish first) evaluated through the routes."""
+    def _route(self, snapshot: dict[str, Any], keypoints: Keypoints | None,
+               now: float) -> tuple[dict[str, Any], dict[str, float]]:
+        """This frame's signals (the render-thread stages publish first), read once, evaluated through the routes.
+
+        Returns the routed snapshot and the signals it was routed from (the frame's report sends those, so
+        telemetry shows exactly what drove the frame). The bus version is noted before the read: anything
+        published after it makes the render loop render again.
+        """
         for stage in self._signal_stages:
             try:
                 stage.update(keypoints, snapshot, now)
             except Exception as exc:  # noqa: BLE001 - a broken input holds its signals; the picture goes on
                 self.stage_health.fail("signals", exc, type(stage).__name__)
-        return self.routes.evaluate(snapshot, self.signals.values(), now)
+        self._signals_read = self.signals.version
+        signals = self.signals.values()
+        return self.routes.evaluate(snapshot, signals, now), signals
 
     def _synthesize(self, snapshot: Mapping[str, Any], keypoints, now: float,
                     source_frame: Frame | None) -> np.ndarray | None:
@@ -550,7 +559,8 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a broken manipulation must not kill synthesis
                 self.stage_health.fail("manipulation", exc, type(m).__name__)
 
-    def _publish(self, rgb: np.ndarray, source_frame: Frame | None, snapshot, keypoints, fresh: bool) -> None:
+    def _publish(self, rgb: np.ndarray, source_frame: Frame | None, snapshot, keypoints, signals,
+                 fresh: bool) -> None:
         t0 = time.perf_counter()
         t_rendered = time.monotonic()
         frame = RenderedFrame(rgb=rgb, index=self.frames_published,
@@ -568,9 +578,9 @@ class Engine:
         if fresh and source_frame is not None:  # a new camera frame made it out: capture -> publish
             self.clock.add("latency", (t_rendered - source_frame.t_capture) * 1000.0)
         if self._observers:
-            self._report(frame, snapshot, keypoints)
+            self._report(frame, snapshot, keypoints, signals)
 
-    def _report(self, frame: RenderedFrame, snapshot, keypoints) -> None:
+    def _report(self, frame: RenderedFrame, snapshot, keypoints, signals) -> None:
         latents = self._last_latents
         if latents is not None and latents is not self._np_latents_of:  # convert each new set once, not per frame
             self._last_np_latents = {k: v.detach().float().cpu().numpy().reshape(-1) for k, v in latents.items()}
@@ -585,7 +595,7 @@ class Engine:
                 self.stage_health.fail("manipulation", exc, f"{type(m).__name__}.features()")
         report = FrameReport(index=frame.index, fps=round(self.clock.fps(), 2), stage_ms=self.clock.snapshot(),
                              dropped=self.dropped(), params=dict(snapshot), latents=self._last_np_latents,
-                             keypoints=keypoints, features=features, signals=self.signals.values(),
+                             keypoints=keypoints, features=features, signals=signals,
                              health={"status": self.stage_health.status(), "errors": dict(self.stage_health.errors),
                                      "last_error": self.stage_health.last_error,
                                      "demo_network": self.demo,
