@@ -15,15 +15,13 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from bridge.config import load_show_file
     from bridge.routes import RouteTable, parse_route
-    from bridge.startup import tracked
-    from bridge.tracking import default_routes
+    from bridge.tracking import default_routes, hand_mode
 
     settings = load_show_file(args.config) if args.config else {}
     if args.hands:
         settings["hands"] = args.hands
-    hands = settings.get("hands", "off") != "off" or "hands" in tracked(settings)
     table = RouteTable()
-    if hands and settings.get("default_routes", True):
+    if hand_mode(settings) != "off" and settings.get("default_routes", True):
         for entry in default_routes():
             table.add(parse_route(entry))
     for index, entry in enumerate(settings.get("route") or ()):

@@ -39,12 +39,8 @@ def attach(engine, settings: Mapping[str, Any]) -> None:
     paper's manipulations are routed from them (:func:`default_routes`). A bad ``hand_model`` raises a
     start-up error.
     """
-    from bridge.startup import tracked
-
-    mode = settings.get("hands", "off")
-    if "hands" in tracked(settings) and mode in ("off", "", None):
-        mode = "mediapipe"
-    if mode in ("off", "", None):
+    mode = hand_mode(settings)
+    if mode == "off":
         return
     from bridge.cli import UserError
 
@@ -79,6 +75,14 @@ def attach(engine, settings: Mapping[str, Any]) -> None:
         for entry in default_routes():
             engine.routes.add(parse_route(entry, where=f"default route {entry['id']}"))
     log.info("hands: %s", tracker.describe())
+
+
+def hand_mode(settings: Mapping[str, Any]) -> str:
+    """How hands are tracked: the ``hands`` setting, or ``mediapipe`` when ``track`` names hands; else ``off``."""
+    from bridge.startup import tracked
+
+    mode = settings.get("hands") or "off"
+    return "mediapipe" if mode == "off" and "hands" in tracked(settings) else mode
 
 
 def default_routes() -> list[dict[str, Any]]:
