@@ -8,14 +8,13 @@
 """
 from __future__ import annotations
 
-import os
 import socket
 import statistics
-import tempfile
 import time
 
 import numpy as np
 
+from bridge.bench import start_demo_engine
 from bridge.osc import codec
 
 RATES = (1000, 2000, 5000, 10000, 20000, 40000)
@@ -27,7 +26,7 @@ def run(args) -> dict:
 
     torch.set_num_threads(1)
     rows, notes = [], []
-    engine, collector_port = _start_engine(args)
+    engine, collector_port = start_demo_engine(args.device)
     try:
         duration = 1.0 if args.quick else 3.0
         for rate in QUICK_RATES if args.quick else RATES:
@@ -48,22 +47,6 @@ def _same_columns(rows: list[dict]) -> list[dict]:
     for row in rows:
         columns += [c for c in row if c not in columns]
     return [{c: row.get(c, "") for c in columns} for row in rows]
-
-
-def _start_engine(args):
-    from bridge.startup import build_engine
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # telemetry goes to a port nobody reads
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    engine = build_engine({"osc_in": "127.0.0.1:0", "osc_out": [f"127.0.0.1:{port}"], "oscquery": "off",
-                           "preview": "off", "device": args.device,
-                           "presets": os.path.join(tempfile.gettempdir(), "vrbridge-bench-presets.toml")})
-    engine.start()
-    deadline = time.monotonic() + 60
-    while engine.frames_rendered < 2 and time.monotonic() < deadline:  # the render load is running
-        time.sleep(0.1)
-    return engine, port
 
 
 def _absorb(engine, rate: int, duration: float) -> dict:

@@ -23,11 +23,13 @@ import tempfile
 import threading
 import time
 
+from bridge.bench import start_demo_engine
+
 
 def run(args) -> dict:
     samples = 20 if args.quick else 100
     window = 5.0 if args.quick else 15.0
-    engine = _start_engine(args)
+    engine, _ = start_demo_engine(args.device, preview="127.0.0.1:0", frames=3)
     rows, notes = [], []
     try:
         panel = engine.control_panel
@@ -52,20 +54,6 @@ def run(args) -> dict:
     finally:
         engine.stop()
     return {"suite": "panel", "rows": rows, "notes": notes}
-
-
-def _start_engine(args):
-    from bridge.startup import build_engine
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # telemetry goes to a port nobody reads
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    engine = build_engine({"osc_in": "127.0.0.1:0", "osc_out": [f"127.0.0.1:{port}"], "oscquery": "off",
-                           "preview": "127.0.0.1:0", "device": args.device,
-                           "presets": os.path.join(tempfile.gettempdir(), "vrbridge-bench-presets.toml")})
-    engine.start()
-    _wait(lambda: engine.frames_rendered >= 3, 60)
-    return engine
 
 
 def _wait(predicate, timeout: float) -> bool:
