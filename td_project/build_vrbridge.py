@@ -545,6 +545,7 @@ def stop_engine():
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait(timeout=5)  # reap it: a killed engine is gone once Stop returns
     _set_state("waiting")
 
 
