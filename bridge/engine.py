@@ -11,6 +11,9 @@ two heavy stages; how they share the device is the ``schedule`` (decided by :fun
   On a CPU with few cores two stages at once only slow each other down (measured: more latency, no more
   frames), and on MPS torch must not run from two threads at once. Capture still runs on its own, so the
   output never waits for the camera; it waits for one encode at most.
+Either way the stage that encodes takes the newest camera frame, or waits for the next one when the newest has
+aged past a quarter of a camera period (:meth:`Engine._take_frame`): what the camera saw reaches the output
+with as little lag as in the paper's sequential loop, which always waits, without the frames that loop loses.
 
 The render thread is the heart of the show and must never stop publishing:
 * it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), lets the render-thread
@@ -48,6 +51,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.5  # re-publish the last frame this often when nothing changed
 POLL_S = 0.02  # how often the render thread looks for a parameter / keypoint change
+FRESH_FRACTION = 0.25  # a camera frame older than this part of a camera period is worth waiting for the next
+MAX_FRAME_WAIT_S = 0.1  # never wait for a camera slower than 10 fps: take what is there
 
 
 class ParamSmoother:
@@ -395,7 +400,7 @@ class Engine:
         self._split_cpu_threads()
         seq = 0
         while not self._stop.is_set():
-            seq, frame = self.frames_box.get(seq, timeout=0.1)
+            seq, frame = self._take_frame(seq, timeout=0.1)
             if frame is None:
                 continue
             latents = self._encode(frame)
@@ -419,12 +424,33 @@ class Engine:
         self.clock.add("encode", (time.perf_counter() - t0) * 1000.0)
         return latents
 
+    def _take_frame(self, seq: int, timeout: float) -> tuple[int, Frame | None]:
+        """The camera frame to encode next: the newest one, unless it has aged past FRESH_FRACTION of a camera
+        period; then the next one, which is due within the period (waiting at most that long).
+
+        Why: when a frame takes longer to render than the camera takes to deliver one, the newest frame is
+        already up to a period old when the stage gets to it, and that age is added to the performer's lag.
+        Waiting a little for the next frame, as the paper's sequential loop always does, cuts the lag; taking
+        a fresh-enough frame at once keeps the frame rate (the loop waits even then). A camera that stalls
+        costs one period at most: then the older frame is used.
+        """
+        seq, frame = self.frames_box.get(seq, timeout=timeout)
+        if frame is None:
+            return seq, None
+        period = 1.0 / max(self.capture_clock.fps(), 1.0)
+        age = time.monotonic() - frame.t_capture
+        if FRESH_FRACTION * period < age < period <= MAX_FRAME_WAIT_S:
+            newer_seq, newer = self.frames_box.get(seq, timeout=period - age + FRESH_FRACTION * period)
+            if newer is not None:
+                return newer_seq, newer
+        return seq, frame
+
     def _next_latents(self, seq: int) -> tuple[int, tuple[Frame, dict] | None]:
         """The render thread's input: the encode thread's newest latents (overlap), or the newest camera
         frame encoded right here (serial)."""
         if self.schedule == "overlap":
             return self.latents_box.get(seq, timeout=POLL_S)
-        seq, frame = self.frames_box.get(seq, timeout=POLL_S)
+        seq, frame = self._take_frame(seq, timeout=POLL_S)
         latents = self._encode(frame) if frame is not None else None
         return seq, (frame, latents) if latents is not None else None
 
