@@ -7,6 +7,7 @@ Why these threads: capture paces itself to the camera, and single-slot ``Latest`
 only ever sees the newest frame, never a queue of stale ones. Encoding (a CNN forward) and synthesis are the
 two heavy stages; how they share the device is the ``schedule`` (decided by :func:`bridge.device.plan_run`):
 * ``overlap``: each on its own thread, at once (torch releases the GIL): on a GPU, or with spare CPU cores;
+  the encode thread starts each frame just in time for the render thread to take its latents fresh;
 * ``serial``: no encode thread; the render thread encodes each fresh camera frame and then synthesises it.
   On a CPU with few cores two stages at once only slow each other down (measured: more latency, no more
   frames), and on MPS torch must not run from two threads at once. Capture still runs on its own, so the
@@ -53,6 +54,7 @@ HEARTBEAT_S = 0.5  # re-publish the last frame this often when nothing changed
 POLL_S = 0.02  # how often the render thread looks for a parameter / keypoint change
 FRESH_FRACTION = 0.25  # a camera frame older than this part of a camera period is worth waiting for the next
 MAX_FRAME_WAIT_S = 0.1  # never wait for a camera slower than 10 fps: take what is there
+MAX_ENCODE_DELAY_S = 0.5  # the longest the encode thread holds back for the render thread (see _wait_for_render_slot)
 
 
 class ParamSmoother:
@@ -194,6 +196,7 @@ class Engine:
         self._np_latents_of: Any = None  # the latents _last_np_latents was converted from
         self._smoother = ParamSmoother()
         self._cpu_threads = 1  # torch's thread count at start(); the two heavy stages split it on CPU
+        self._synth_started: float | None = None  # when the render thread began its current frame's synthesis
         self.osc_server = None  # bridge.osc.attach sets the control server (other stages add handlers to it)
         self.osc = None  # bridge.osc.attach: the OSC parts it built (telemetry, maps, presets, tempo, OSCQuery)
         self.control_panel = None  # bridge.web.attach: the web control panel on the preview server
@@ -400,6 +403,7 @@ class Engine:
         self._split_cpu_threads()
         seq = 0
         while not self._stop.is_set():
+            self._wait_for_render_slot()
             seq, frame = self._take_frame(seq, timeout=0.1)
             if frame is None:
                 continue
@@ -423,6 +427,23 @@ class Engine:
             return None
         self.clock.add("encode", (time.perf_counter() - t0) * 1000.0)
         return latents
+
+    def _wait_for_render_slot(self) -> None:
+        """Overlapping stages: start encoding just in time for the latents to be ready when the render thread
+        finishes the frame it is synthesising (from the stages' average times), not as soon as it can.
+
+        Why: latents encoded early wait in their box for the render thread, and the camera frame they came
+        from ages meanwhile (measured on 2 cores: half a synthesis of lag, ~25 ms, for no extra frame). When
+        the render thread is idle or the encoder is the slower stage, this returns at once.
+        """
+        started = self._synth_started
+        if started is None:
+            return
+        ms = self.clock.snapshot()
+        render_done = started + (ms.get("map", 0.0) + ms.get("synth", 0.0)) / 1000.0
+        wait = render_done - ms.get("encode", 0.0) / 1000.0 - time.monotonic()
+        if wait > 0:
+            self._stop.wait(min(wait, MAX_ENCODE_DELAY_S))
 
     def _take_frame(self, seq: int, timeout: float) -> tuple[int, Frame | None]:
         """The camera frame to encode next: the newest one, unless it has aged past FRESH_FRACTION of a camera
@@ -559,6 +580,7 @@ class Engine:
         try:
             with _torch_turn(self.device):
                 t0 = time.perf_counter()
+                self._synth_started = time.monotonic()
                 self._apply_manipulations(snapshot, now)
                 ws = self.mixer.mix(self._last_latents, snapshot)
                 t1 = time.perf_counter()

@@ -189,6 +189,30 @@ def test_a_camera_of_unknown_rate_is_not_waited_for(generator, encoder):
     assert engine._take_frame(0, timeout=0.02)[1].index == 1 and gets == [0.02]
 
 
+def test_overlapping_encode_starts_just_in_time_for_the_render_thread(generator, encoder, monkeypatch):
+    """Synthesis takes 100 ms and encoding 20 ms: 10 ms into a synthesis the encoder waits ~70 ms, so its
+    latents (and their camera frame) are fresh when the render thread is free; an idle render thread or a
+    slower encoder means no wait, and a wild estimate waits half a second at most."""
+    engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0),
+                    schedule="overlap")
+    waits: list[float] = []
+    monkeypatch.setattr(engine._stop, "wait", lambda seconds: waits.append(seconds))
+    engine.clock.add("synth", 100.0)
+    engine.clock.add("encode", 20.0)
+    engine._synth_started = time.monotonic() - 0.010
+    engine._wait_for_render_slot()
+    assert len(waits) == 1 and 0.06 < waits[0] <= 0.07
+    engine._synth_started = time.monotonic() - 0.2  # render thread idle since
+    engine._wait_for_render_slot()
+    engine.clock.ms["encode"] = 150.0  # the encoder is the slow stage
+    engine._synth_started = time.monotonic()
+    engine._wait_for_render_slot()
+    assert len(waits) == 1
+    engine.clock.ms.update(encode=1.0, synth=5000.0)
+    engine._wait_for_render_slot()
+    assert waits[-1] == 0.5
+
+
 def test_seed_latents_are_float32_before_they_reach_the_device(monkeypatch):
     """MPS has no float64: numpy's float64 z must be cast before .to(device), as render and the benches do."""
     import numpy as np
