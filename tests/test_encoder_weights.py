@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import logging
 import pickle
 import socket
 import threading
@@ -60,10 +61,13 @@ def test_no_weights_and_no_download_is_a_clear_error(empty_hub, no_network):
     assert not (empty_hub / "checkpoints").exists()
 
 
-def test_demo_falls_back_to_random_init_without_network(empty_hub, no_network):
+def test_demo_falls_back_to_random_init_without_network(empty_hub, no_network, caplog):
     from bridge.encoder import DEMO_ENCODER
 
-    enc = build_encoder(z_dim=512, demo=True)
+    with caplog.at_level(logging.INFO, logger="bridge.encoder.encoder"):
+        enc = build_encoder(z_dim=512, demo=True)
+    notes = [r for r in caplog.records if "random-init" in r.message]  # a first run: one quiet line, no warning
+    assert [r.levelno for r in notes] == [logging.INFO] and "--allow-download" in notes[0].message
     assert enc.is_demo and enc.backbone.name == DEMO_ENCODER.backbone and enc.encode_size == DEMO_ENCODER.size
     assert "random-init demo encoder" in enc.describe()
     assert DEMO_ENCODER.backbone.upper() in enc.describe() and "the demo's choice" in enc.describe()  # says which
@@ -108,13 +112,15 @@ def test_hub_cache_is_used(empty_hub, no_network):
     assert no_network == []
 
 
-def test_broken_cache_file_says_how_to_fix_it(empty_hub, no_network):
+def test_broken_cache_file_says_how_to_fix_it(empty_hub, no_network, caplog):
     cached = empty_hub / "checkpoints" / VGG_FILE
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"PK\x03\x04 truncated download")
     with pytest.raises(EncoderError, match="cannot read encoder weights.*delete that cached file"):
         build_encoder()
-    assert build_encoder(backbone="vgg16", demo=True).is_demo  # the demo still starts, on the random init
+    with caplog.at_level(logging.INFO, logger="bridge.encoder.encoder"):
+        assert build_encoder(backbone="vgg16", demo=True).is_demo  # the demo still starts, on the random init
+    assert any(r.levelno == logging.WARNING and "delete that cached file" in r.message for r in caplog.records)
     assert no_network == []
 
 

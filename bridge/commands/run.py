@@ -70,8 +70,6 @@ def print_report(engine) -> None:
     print("vrbridge running", flush=True)
     for line in engine.describe():
         print("  " + line, flush=True)
-    if engine.demo:
-        log.warning("untrained demo network: pictures are random. Use a real model: vrbridge run --network FILE.pkl")
     print("  stop with Ctrl-C", flush=True)
 
 
