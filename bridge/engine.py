@@ -388,7 +388,7 @@ class Engine:
                     self.stage_health.fail("tracker", exc, f"{_describe(tracker)}: submit frame {frame.index}")
 
     # -- encode thread --------------------------------------------------------------------------
-    def _split_cpu_threads(self) -> None:
+    def _split_cpu_threads(self, encode: bool = False) -> None:
         """On CPU with overlapping stages, give each of the two heavy stages (encode, render) half of torch's
         threads (serial stages each use them all, one after the other).
 
@@ -397,10 +397,13 @@ class Engine:
         if self.device == "cpu" and self.schedule == "overlap":
             import torch
 
-            torch.set_num_threads(max(1, self._cpu_threads // 2))
+            half = max(1, self._cpu_threads // 2)
+            torch.set_num_threads(half)
+            if encode and hasattr(self.encoder, "set_runtime_threads"):
+                self.encoder.set_runtime_threads(half)  # ONNX Runtime's pool, when it runs the backbone
 
     def _encode_loop(self) -> None:
-        self._split_cpu_threads()
+        self._split_cpu_threads(encode=True)
         seq = 0
         while not self._stop.is_set():
             self._wait_for_render_slot()

@@ -385,6 +385,11 @@ PARAMS: tuple[Param, ...] = (
        "(the paper's 4:3), or the demo encoder's size in the embedded demo (interactive on a small CPU). "
        "dinov2_vits14 rounds each side down to a multiple of 14.",
        group="startup", live=False, telemetry=False),
+    _P("encoder_runtime", "enum", "auto",
+       "What runs the encoder backbone's forward: torch, or onnxruntime (CPU only: exported once into the cache "
+       "and checked against torch; ~4x faster for the depthwise networks here); auto = onnxruntime for "
+       "efficientnet_b0 and mobilenet_v3_large on the CPU when it is installed, else torch.",
+       choices=("auto", "torch", "onnxruntime"), group="startup", live=False, telemetry=False),
     # ---- hands / manipulations -------------------------------------------------------------------
     # "left"/"right" are the performer's own hands; see bridge/tracking/__init__.py for the conventions.
     _P("hand.lock.mode", "enum", "first",

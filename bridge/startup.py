@@ -265,7 +265,7 @@ def _build_encoder(settings: Mapping[str, Any], generator, device: str, demo: bo
                               "demo": demo or bool(settings.get("demo_encoder", False)),
                               "allow_download": bool(settings.get("allow_download", False))}
     optional = {"weights": "encoder_weights", "taps": "encoder_taps", "encode_size": "encoder_size",
-                "backbone": "encoder_backbone"}
+                "backbone": "encoder_backbone", "runtime": "encoder_runtime"}
     for kwarg, row in optional.items():
         if settings.get(row):
             kwargs[kwarg] = tuple(settings[row]) if isinstance(settings[row], (list, tuple)) else settings[row]

@@ -5,6 +5,7 @@ import os
 import shutil
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +21,8 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Tests must never fetch weights: make any torch.hub download fail loudly.
 os.environ.setdefault("TORCH_HOME", str(Path(__file__).parent / ".torch_home_unused"))
+# exported and compiled artefacts (the encoder's ONNX file, Inductor) go to a folder of this run, not the user's
+os.environ.setdefault("VRBRIDGE_CACHE", tempfile.mkdtemp(prefix="vrbridge-test-cache-"))
 
 try:
     import torch

@@ -25,6 +25,7 @@ import torch
 from bridge.demo import DEMO_SEED
 from bridge.device import DeviceUnavailable, resolve_device
 from bridge.encoder.backbone import Backbone, EncoderError, EncoderInputError, backbone_class, guess_backbone
+from bridge.encoder.ort_runtime import OrtUnavailable, choose_runner
 from bridge.encoder.reduce import Projection, RunningStandardizer, region_means, standardize_vector, weighted_sum
 from bridge.encoder.regions import GROUPS, Layout, parse_layout
 from bridge.encoder.smoothing import Smoother
@@ -127,7 +128,7 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
                   tap_weights: Sequence[float] | None = None, weights: str | None = None,
                   allow_download: bool = False, demo: bool = False, device: str | torch.device = "cpu",
                   encode_size: Sequence[int] | str | None = None, backbone: str = "auto",
-                  observe_taps: Sequence[str] = ()) -> VisualEncoder:
+                  observe_taps: Sequence[str] = (), runtime: str = "auto") -> VisualEncoder:
     """Build a ready encoder, or raise EncoderError with one line saying what is wrong and how to fix it.
 
     ``backbone`` "auto" is VGG16 (the paper's), or DEMO_ENCODER's network when ``demo`` is set and no weights
@@ -140,7 +141,8 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
     None/"" = 426x320 (the paper's 4:3), or DEMO_ENCODER's size when ``demo`` is set, to stay interactive;
     a ViT then takes the largest size of multiples of its patch within it (426x320 -> 420x308 for DINOv2).
     ``observe_taps``: more taps the backbone computes without feeding z (e.g. ``fc3`` for the ImageNet
-    classes); :meth:`VisualEncoder.add_observer` callbacks receive them.
+    classes); :meth:`VisualEncoder.add_observer` callbacks receive them. ``runtime``: what runs the backbone's
+    forward (:func:`bridge.encoder.ort_runtime.choose_runner`: auto, torch or onnxruntime).
     """
     if not isinstance(z_dim, (int, np.integer)) or isinstance(z_dim, bool) or z_dim < 1:
         raise EncoderError(f"z_dim must be a positive integer, got {z_dim!r}")
@@ -168,11 +170,15 @@ def build_encoder(z_dim: int = 512, taps: Sequence[str] | str | None = None,
     model.prepare_for_inference()
     # channels-last is 10-15 % faster for VGG's 3x3 convs on this CPU (oneDNN) and the usual choice on GPUs
     model = model.to(device=dev, memory_format=torch.channels_last)
+    try:
+        runner, runs_on = choose_runner(model, fitted, dev, runtime)
+    except OrtUnavailable as exc:
+        raise EncoderError(f"encoder runtime: {exc}") from None
     note = ""
     if auto and demo and random_init:
         note = (f"the demo's choice of network: {DEMO_ENCODER.why}; --encoder-backbone vgg16 for the paper's")
     return VisualEncoder(model, int(z_dim), tap_list, fitted, dev, source, is_demo=random_init, note=note,
-                         observe=tuple(observe_taps))
+                         observe=tuple(observe_taps), runner=runner, runs_on=runs_on)
 
 
 def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, allow_download: bool,
@@ -241,8 +247,10 @@ class VisualEncoder:
 
     def __init__(self, backbone: Backbone, z_dim: int, taps: tuple[Tap, ...], encode_size: tuple[int, int],
                  device: torch.device, weights_source: str, is_demo: bool, note: str = "",
-                 observe: tuple[str, ...] = ()):
+                 observe: tuple[str, ...] = (), runner=None, runs_on: str = "torch"):
         self.backbone = backbone
+        self.runner = backbone if runner is None else runner  # what runs its forward (torch, or ONNX Runtime)
+        self.runs_on = runs_on
         self.note = note  # why this backbone, when the encoder chose it (the demo's)
         self.z_dim = z_dim
         self.taps = taps
@@ -285,7 +293,7 @@ class VisualEncoder:
             x = self._prepare(rgb, settings.mirror)
             layout = self._current_layout(settings)
             backbone_start = time.perf_counter()
-            features = self.backbone(x)
+            features = self.runner(x)
             if self._stream is not None:  # waits for this encoder's own work only, never for queued synthesis
                 self._stream.synchronize()
             backbone_ms = (time.perf_counter() - backbone_start) * 1000.0
@@ -321,14 +329,23 @@ class VisualEncoder:
         taps = " + ".join(f"{t.name}x{t.weight:g}" for t in self.taps)
         size = f"{self.encode_size[0]}x{self.encode_size[1]}"
         name = self.backbone.name.upper()
+        where = f"{self.device}" + ("" if self.runs_on == "torch" else f" ({self.runs_on})")
         if self.is_demo:
             return (f"random-init demo encoder ({name}, {self.weights_source}, NOT pretrained: z follows the scene "
-                    f"but without learned semantics), taps {taps} -> z {self.z_dim}, encode {size}, {self.device}"
+                    f"but without learned semantics), taps {taps} -> z {self.z_dim}, encode {size}, {where}"
                     + (f" ({self.note})" if self.note else ""))
-        return f"{name} encoder, taps {taps} -> z {self.z_dim}, encode {size}, {self.device}, weights: {self.weights_source}"
+        return f"{name} encoder, taps {taps} -> z {self.z_dim}, encode {size}, {where}, weights: {self.weights_source}"
+
+    def set_runtime_threads(self, threads: int) -> None:
+        """ONNX Runtime's own thread pool, when it runs the backbone (the engine halves the CPU when encode and
+        synthesis overlap; torch's threads are per calling thread and the engine sets those itself)."""
+        set_threads = getattr(self.runner, "set_threads", None)
+        if set_threads is not None:
+            set_threads(threads)
 
     def stats(self) -> dict[str, Any]:
-        return dict(self._stats, backbone=self.backbone.name, demo=self.is_demo, weights=self.weights_source,
+        return dict(self._stats, backbone=self.backbone.name, runtime=self.runs_on, demo=self.is_demo,
+                    weights=self.weights_source,
                     device=str(self.device), encode_size=f"{self.encode_size[0]}x{self.encode_size[1]}",
                     taps=[t.name for t in self.taps])
 
