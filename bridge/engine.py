@@ -13,8 +13,8 @@ two heavy stages; how they share the device is the ``schedule`` (decided by :fun
   frames), and on MPS torch must not run from two threads at once. Capture still runs on its own, so the
   output never waits for the camera; it waits for one encode at most.
 Either way the stage that encodes takes the newest camera frame, or waits for the next one when the newest has
-aged past a quarter of a camera period (:meth:`Engine._take_frame`): what the camera saw reaches the output
-with as little lag as in the paper's sequential loop, which always waits, without the frames that loop loses.
+aged past half a camera period (:meth:`Engine._take_frame`): the lag of the paper's sequential loop (which
+always waits) where waiting is cheap, and frames that loop loses where it is not.
 
 The render thread is the heart of the show and must never stop publishing:
 * it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), lets the render-thread
@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.5  # re-publish the last frame this often when nothing changed
 POLL_S = 0.02  # how often the render thread looks for a parameter / keypoint change
-FRESH_FRACTION = 0.25  # a camera frame older than this part of a camera period is worth waiting for the next
+FRESH_FRACTION = 0.5  # a camera frame older than this part of a camera period: wait for the next (see _take_frame)
 MAX_FRAME_WAIT_S = 0.1  # never wait for a camera slower than 10 fps: take what is there
 MAX_ENCODE_DELAY_S = 0.5  # the longest the encode thread holds back for the render thread (see _wait_for_render_slot)
 
@@ -454,9 +454,10 @@ class Engine:
 
         Why: when a frame takes longer to render than the camera takes to deliver one, the newest frame is
         already up to a period old when the stage gets to it, and that age is added to the performer's lag.
-        Waiting a little for the next frame, as the paper's sequential loop always does, cuts the lag; taking
-        a fresh-enough frame at once keeps the frame rate (the loop waits even then). A camera that stalls
-        costs one period at most: then the older frame is used.
+        Waiting for the next frame, as the paper's sequential loop always does, cuts the lag but costs frame
+        rate. At half a period the two balance: past it, the wait for the next frame is shorter than the age
+        it removes from the lag; before it, taking the frame at once costs less lag than waiting costs time.
+        A camera that stalls costs one period at most: then the older frame is used.
         """
         seq, frame = self.frames_box.get(seq, timeout=timeout)
         if frame is None:
