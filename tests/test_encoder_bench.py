@@ -13,6 +13,7 @@ def test_bench_runs_and_reports_every_configuration(monkeypatch):
     monkeypatch.setattr(bench, "BACKBONE_TAPS", {"vgg16": ("conv1_1", "conv2_1"), "mobilenet_v3_large": ("block2",),
                                                  "dinov2_vits14": ("cls1",)})
     monkeypatch.setattr(bench, "QUICK_PATTERN_FRAMES", (0, 60, 120))
+    monkeypatch.setattr(bench, "RUNTIME_CASES", (("mobilenet_v3_large", "block2", (64, 48)),))
     before = torch.get_num_threads()
     result = bench.run(types.SimpleNamespace(quick=True, device="cpu", json_path=""))
     assert torch.get_num_threads() == before  # the thread count it sets is put back
@@ -30,3 +31,6 @@ def test_bench_runs_and_reports_every_configuration(monkeypatch):
         assert row["z_step_deg"] > row["noise_deg"] >= 0  # the pattern moves z more than pixel noise does
         assert row["picture_step"] > 0
     assert any(note.startswith("demo encoder chosen: ") for note in result["notes"])
+    (runtime,) = result["tables"]["backbone runtime, torch vs onnxruntime"]
+    assert runtime["torch_ms"] > 0 and runtime["onnxruntime_ms"] > 0
+    assert abs(runtime["speedup"] - runtime["torch_ms"] / runtime["onnxruntime_ms"]) < 0.02  # of the unrounded ms

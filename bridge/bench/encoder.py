@@ -65,6 +65,7 @@ def run(args) -> dict:
                     rows.append(_measure(enc, frame, params, repeats, tap, size))
         for backbone in BACKBONE_TAPS:
             demo_rows.append(measure_demo(backbone, device, QUICK_PATTERN_FRAMES if quick else PATTERN_FRAMES))
+        runtime_rows = measure_runtimes(frame, params, device, repeats=5 if quick else 20) if on_cpu else []
     finally:
         torch.set_num_threads(before)
         quiet.setLevel(level)
@@ -78,7 +79,35 @@ def run(args) -> dict:
         f"demo encoder chosen: {DEMO_ENCODER.backbone} {'+'.join(DEMO_ENCODER.taps)} at "
         f"{DEMO_ENCODER.size[0]}x{DEMO_ENCODER.size[1]} ({DEMO_ENCODER.why})",
     ]
-    return {"rows": rows, "tables": {"embedded demo with each backbone": demo_rows}, "notes": notes}
+    return {"rows": rows, "tables": {"embedded demo with each backbone": demo_rows,
+                                     "backbone runtime, torch vs onnxruntime": runtime_rows}, "notes": notes}
+
+
+RUNTIME_CASES = (("efficientnet_b0", "stage6", (128, 96)), ("mobilenet_v3_large", "block12", (128, 96)),
+                 ("efficientnet_b0", "stage5", (426, 320)))
+
+
+def measure_runtimes(frame, params, device: str = "cpu", repeats: int = 20) -> list[dict]:
+    """The same encoder with its backbone in torch and in ONNX Runtime (bridge/encoder/ort_runtime.py), timed in
+    alternating frames so both see the same machine; ms = wall time of the whole encode, medians."""
+    from bridge.encoder import build_encoder
+
+    rows = []
+    for backbone, tap, size in RUNTIME_CASES:
+        encoders = {runtime: build_encoder(backbone=backbone, taps=(tap,), demo=True, device=device, encode_size=size,
+                                           runtime=runtime) for runtime in ("torch", "onnxruntime")}
+        times: dict[str, list[float]] = {runtime: [] for runtime in encoders}
+        for i in range(repeats + 2):
+            for runtime, enc in encoders.items():
+                start = time.perf_counter()
+                enc.encode(frame, params, t=i / 30)
+                if i >= 2:
+                    times[runtime].append((time.perf_counter() - start) * 1000.0)
+        torch_ms, ort_ms = (statistics.median(times[r]) for r in ("torch", "onnxruntime"))
+        rows.append({"backbone": backbone, "tap": tap, "size": f"{size[0]}x{size[1]}",
+                     "threads": torch.get_num_threads(), "torch_ms": round(torch_ms, 1),
+                     "onnxruntime_ms": round(ort_ms, 1), "speedup": round(torch_ms / ort_ms, 2)})
+    return rows
 
 
 def _encoder(backbone: str, taps: tuple[str, ...], size: tuple[int, int], device: str):
