@@ -105,8 +105,8 @@ def measure_runtimes(frame, params, device: str = "cpu", repeats: int = 20) -> l
                     times[runtime].append((time.perf_counter() - start) * 1000.0)
         torch_ms, ort_ms = (statistics.median(times[r]) for r in ("torch", "onnxruntime"))
         rows.append({"backbone": backbone, "tap": tap, "size": f"{size[0]}x{size[1]}",
-                     "threads": torch.get_num_threads(), "torch_ms": round(torch_ms, 1),
-                     "onnxruntime_ms": round(ort_ms, 1), "speedup": round(torch_ms / ort_ms, 2)})
+                     "threads": torch.get_num_threads(), "torch_ms": round(torch_ms, 2),
+                     "onnxruntime_ms": round(ort_ms, 2), "speedup": round(torch_ms / ort_ms, 2)})
     return rows
 
 
