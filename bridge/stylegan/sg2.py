@@ -38,10 +38,12 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from bridge.stylegan.ops import (FullyConnectedLayer, activation_gain, bias_act, conv2d_resample, modulated_conv2d,
-                                 prenormalize_weight, setup_filter, upsample2d)
+from bridge.stylegan import sg2_cpu
+from bridge.stylegan.ops import (FullyConnectedLayer, activation_gain, bias_act, conv2d_resample, filter_size,
+                                 modulated_conv2d, parse_padding, prenormalize_weight, setup_filter, upsample2d)
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +127,12 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.fast = False  # set by SynthesisNetwork.set_fast
         self._cache = _DerivedCache()
+        self._scratch = sg2_cpu.Scratch()  # the CPU fast path's work buffers
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str = "const", fused_modconv: bool = True,
                 gain: float = 1.0) -> torch.Tensor:
+        if self.fast and self._cpu_fast_applies(x):
+            return self._forward_cpu(x, w, check_noise_mode(noise_mode), gain)
         styles = self.affine(w)
         noise = self._noise(x, check_noise_mode(noise_mode))
         if self.fast:
@@ -140,6 +145,13 @@ class SynthesisLayer(nn.Module):
         clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, self.bias, act=self.activation, gain=self.act_gain * gain, clamp=clamp, inplace=True)
 
+    def _apply(self, fn, *args, **kwargs):
+        """Module.to() and friends: derived tensors of the old device or dtype are dropped, not just bypassed
+        (the CPU path's entries would otherwise keep host memory after a move to the GPU)."""
+        self._cache.clear()
+        self._scratch.clear()
+        return super()._apply(fn, *args, **kwargs)
+
     def _noise(self, x: torch.Tensor, noise_mode: str) -> torch.Tensor | None:
         if not self.use_noise or noise_mode == "none":
             return None
@@ -150,6 +162,61 @@ class SynthesisLayer(nn.Module):
             return self.noise_const * self.noise_strength
         return self._cache.get(("noise", x.dtype), (self.noise_const, self.noise_strength),
                                lambda: (self.noise_const * self.noise_strength).to(x.dtype))
+
+    def _cpu_fast_applies(self, x: torch.Tensor) -> bool:
+        """The CPU fast path (sg2_cpu) takes one float32 sample with a gain-commuting activation and, when
+        upsampling, a kernel of 2+ taps (every output phase has one) and a blur whose padding is the same on
+        every side (NVIDIA's 3x3 kernel and 4-tap filter)."""
+        if not sg2_cpu.supports(x) or self.activation not in sg2_cpu.HOMOGENEOUS_ACTIVATIONS:
+            return False
+        return self.up == 1 or (min(self.weight.shape[2:]) >= 2 and self._up_blur_padding() is not None)
+
+    def _up_blur_padding(self) -> int | None:
+        """The blur's padding after the stride-2 transposed conv (conv2d_resample's arithmetic), when symmetric."""
+        fw, fh = filter_size(self.resample_filter)
+        kh, kw = self.weight.shape[2:]
+        px0, px1, py0, py1 = parse_padding(self.padding)
+        pads = {px0 + (fw + 1) // 2 - (kw - 1), px1 + (fw - 2) // 2 - (kw - 2),
+                py0 + (fh + 1) // 2 - (kh - 1), py1 + (fh - 2) // 2 - (kh - 2)}
+        return pads.pop() if len(pads) == 1 and min(pads | {0}) >= 0 else None
+
+    def _forward_cpu(self, x: torch.Tensor, w: torch.Tensor, noise_mode: str, gain: float) -> torch.Tensor:
+        """The same layer as the plain forward, rearranged for the CPU (see sg2_cpu): the gain folded into the
+        weight, bias and noise; demodulation from cached squared sums; up-convs as four phase convolutions."""
+        g = self.act_gain * gain
+        styles = self.affine(w)[0]
+        wsq = self._cache.get(("wsq",), (self.weight,), lambda: sg2_cpu.squared_weight_sums(self.weight))
+        scale = sg2_cpu.demod_coefficients(wsq, styles) * g
+        bias = self.bias * g
+        noise = self._noise(x, noise_mode)
+        noise = noise * g if noise is not None else None
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        alpha = 0.2  # bias_act's lrelu default, which the plain path uses
+        if self.up == 1 and sg2_cpu.winograd_applies(self.weight, x, self.padding):
+            u = self._cache.get(("wino",), (self.weight,), lambda: sg2_cpu.winograd_weight(self.weight))
+            u = u * torch.outer(scale, styles)
+            return sg2_cpu.winograd_conv3x3_(x, u, bias, noise, self.activation, alpha, clamp, self._scratch)
+        finish = (noise, self.activation, alpha, clamp)
+        if self.up == 1:
+            weight, groups = sg2_cpu.modulated_weight(self.weight, styles, scale), 1
+            rows = sg2_cpu.banded(self.out_channels, x.shape[2], x.shape[3])
+            if rows is None:
+                return sg2_cpu.epilogue_(F.conv2d(x, weight, bias, padding=self.padding), *finish)
+            src = sg2_cpu.padded_copy(x, self.padding, self._scratch, "in")
+        else:
+            kh, kw = self.weight.shape[2:]
+            phases = self._cache.get(("phases",), (self.weight,), lambda: sg2_cpu.phase_kernels(self.weight))
+            kernels = {i: sg2_cpu.modulated_weight(k, styles, scale) for i, k in phases.items()}
+            src = sg2_cpu.upconv_phases(x, kernels, kh, kw, self._up_blur_padding(), self._scratch)
+            groups = self.out_channels
+            weight = self._cache.get(("blur", groups), (self.resample_filter,), lambda: sg2_cpu.depthwise_filter(
+                self.resample_filter, groups, self.up ** 2))
+            rows = sg2_cpu.banded(groups, x.shape[2] * 2, x.shape[3] * 2)
+            if rows is None:
+                return sg2_cpu.epilogue_(F.conv2d(src, weight, bias, groups=groups), *finish)
+        size = src.shape[2] - weight.shape[2] + 1, src.shape[3] - weight.shape[3] + 1
+        out = self._scratch.take("out", [1, self.out_channels, *size], x, memory_format=sg2_cpu.memory_format_of(src))
+        return sg2_cpu.banded_conv_(src, weight, bias, groups, out, *finish, rows)
 
     def _fast_tensors(self, dtype: torch.dtype):
         """Hoisted per-frame-invariant work: the weight's fp16 pre-normalisation (kept in float32, like NVIDIA,
@@ -179,10 +246,14 @@ class ToRGBLayer(nn.Module):
         self.weight = nn.Parameter(torch.randn([out_channels, in_channels, kernel_size, kernel_size]))
         self.bias = nn.Parameter(torch.zeros([out_channels]))
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
+        self.fast = False  # set by SynthesisNetwork.set_fast
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
         # The float32 weight goes in as NVIDIA's does: modulated in float32, cast to x's dtype at the conv.
         styles = self.affine(w) * self.weight_gain
+        if self.fast and sg2_cpu.supports(x) and self.weight.shape[2:] == (1, 1):  # one matrix product instead of torch's slow 1x1 CPU conv
+            weight = self.weight * styles.reshape(1, -1, 1, 1)
+            return sg2_cpu.torgb(x, weight, self.bias, self.conv_clamp)
         x = modulated_conv2d(x, self.weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act(x, self.bias, clamp=self.conv_clamp, inplace=True)
 
@@ -287,12 +358,15 @@ class SynthesisBlock(nn.Module):
         if self.bend is not None:
             x = self.bend(x)
 
-        if img is not None:
+        cpu_fast = self.fast and img is not None and sg2_cpu.supports(img)
+        if cpu_fast and sg2_cpu.upsample_image_applies(self.resample_filter):
+            img = sg2_cpu.upsample_image(img, self.resample_filter)
+        elif img is not None:
             img = upsample2d(img, self.resample_filter)
         if self.is_last or self.architecture == "skip":
             y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv)
             y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
-            img = img + y if img is not None else y
+            img = (img.add_(y) if cpu_fast else img + y) if img is not None else y
         return x, img
 
     def extra_repr(self) -> str:
@@ -339,8 +413,10 @@ class SynthesisNetwork(nn.Module):
             block.fast = self.fast
             for module in block.modules():
                 if isinstance(module, SynthesisLayer):
-                    module.fast = self.fast
                     module._cache.clear()
+                    module._scratch.clear()
+                if isinstance(module, (SynthesisLayer, ToRGBLayer)):
+                    module.fast = self.fast
         return self
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", fused_modconv: bool | None = None,

@@ -1,0 +1,311 @@
+"""StyleGAN2's CPU fast path: the same layers as ops.modulated_conv2d + bias_act, rearranged for oneDNN.
+
+What the plain path spends on the CPU besides the convolutions themselves (profiled on config-f at 256 px):
+a 5-D modulated weight and its square per layer, a transposed convolution that oneDNN runs at a fraction of
+its dense-conv speed, an FIR blur behind it that first copies its input into a padded tensor, five passes over
+each output for noise, bias, activation, gain and clamp, and a 1x1 ToRGB convolution that falls back to
+torch's slow reference kernel. Here, for a float32 batch of one on the CPU (the engine's case):
+
+- demodulation coefficients come from a cached per-(out, in) sum of squared weights and the squared styles
+  (a mat-vec instead of squaring the 5-D weight);
+- the activation gain, which lrelu lets through (it is positively homogeneous), the demodulation and the
+  style are one per-(out, in) scale of the weight; the bias and noise are scaled by the gain once, so after
+  the convolution only noise, lrelu and clamp remain (each in place);
+- the upsampling conv runs as four small dense convolutions, one per output phase of the stride-2 transposed
+  conv (exactly its taps, no zero stuffing), interleaved, and the FIR blur runs as a depthwise convolution
+  that pads by itself and adds the bias for free;
+- ToRGB is one matrix product (addmm) over the pixels.
+
+Every function equals its plain counterpart up to float rounding (tests/test_stylegan_sg2_cpu.py); the plain
+ops stay as they are and remain the reference.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Activations that commute with a positive scale: act(g * x) == g * act(x), so the gain can move into the conv.
+HOMOGENEOUS_ACTIVATIONS = ("linear", "relu", "lrelu")
+
+
+class Scratch:
+    """Reusable work buffers of one layer, by name: a fresh tensor of tens of MB per op per frame costs the
+    CPU page faults (glibc hands such blocks back to the OS on free, and zero-fills them again on the next
+    allocation), which at 256 px cost about as much as the elementwise passes themselves. Only tensors that
+    never leave the layer live here; while torch.compile traces, every call gets a new tensor instead."""
+
+    def __init__(self):
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def take(self, name: str, shape, like: torch.Tensor, zeroed: bool = False,
+             memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+        """A buffer of this shape, dtype, device and memory format; zeroed=True: zero when first made (callers
+        that write only its interior rely on the border staying zero)."""
+        shape = tuple(int(v) for v in shape)
+        key = (name, memory_format)
+        held = None if torch.compiler.is_compiling() else self._buffers.get(key)
+        if held is None or tuple(held.shape) != shape or held.dtype != like.dtype or held.device != like.device:
+            held = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=memory_format)
+            if zeroed:
+                held.zero_()
+            if not torch.compiler.is_compiling():
+                self._buffers[key] = held
+        return held
+
+    def clear(self) -> None:
+        self._buffers.clear()
+
+
+def supports(x: torch.Tensor) -> bool:
+    """The inputs this path handles: one float32 sample on the CPU, outside autograd."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and x.shape[0] == 1 and not x.requires_grad
+
+
+def squared_weight_sums(weight: torch.Tensor) -> torch.Tensor:
+    """[O, I, kh, kw] -> [O, I]: what demodulation needs of the weight; depends on the weight only (cached)."""
+    return weight.square().sum(dim=[2, 3])
+
+
+def demod_coefficients(wsq: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """1 / sqrt(sum_i,k (w_oik * s_i)^2 + 1e-8) per output channel o, from wsq = sum_k w_oik^2: styles [I]."""
+    return (wsq @ styles.square() + 1e-8).rsqrt()
+
+
+def modulated_weight(weight: torch.Tensor, styles: torch.Tensor, out_scale: torch.Tensor) -> torch.Tensor:
+    """weight [O, I, kh, kw] * styles[i] * out_scale[o] in one pass over the weight (the scale is only O x I)."""
+    return weight * torch.outer(out_scale, styles)[:, :, None, None]
+
+
+# Winograd F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016; interpolation
+# points 0, +-1, +-2 and infinity): a 6x6 input tile -> a 4x4 output tile with 36 products per (out, in) pair
+# instead of 144, i.e. the dense 3x3 convolution as 36 matrix products with 4x fewer multiply-adds.
+_WINO_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
+            (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
+_WINO_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
+           (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
+_WINO_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+WINO_M, WINO_A = 4, 6  # output tile, input tile
+# Index of the transform-domain entry whose output transform is all ones: a constant (the bias) added there
+# reaches every output pixel of the tile once.
+_WINO_ONES = 1 * WINO_A + 1
+# Bytes of transformed input per band of tile rows: the band's working set stays in the cache (a whole 256 px
+# layer at once would not, and the transforms are memory-bound).
+WINO_BAND_BYTES = 8 << 20
+
+
+def _kron(a, b=None) -> torch.Tensor:
+    a = torch.tensor(a, dtype=torch.float64)
+    return torch.kron(a, a if b is None else torch.tensor(b, dtype=torch.float64)).float()
+
+
+_WINO = {}
+
+
+def _wino_matrices() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(input [36, 36], weight [36, 9], output [16, 36]) transforms of both image axes at once (Kronecker)."""
+    if not _WINO:
+        _WINO.update(BB=_kron(_WINO_BT), GG=_kron(_WINO_G), AA=_kron(_WINO_AT))
+    return _WINO["BB"], _WINO["GG"], _WINO["AA"]
+
+
+def winograd_applies(weight: torch.Tensor, x: torch.Tensor, padding: int) -> bool:
+    """Where the Winograd form won on this CPU (per-layer timings of config-f): a 3x3 'same' conv, wide
+    (>= 256 channels in and out: the transforms cost per pixel and channel, the saving per pixel and channel
+    pair) and at least 64 px (below, the per-band matrix products are too small to run at speed)."""
+    o, i, kh, kw = weight.shape
+    h, w = x.shape[2:]
+    return (kh, kw, padding) == (3, 3, 1) and min(o, i) >= 256 and min(h, w) >= 64 and h % 4 == 0 and w % 4 == 0
+
+
+def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
+    """[O, I, 3, 3] (torch correlation orientation) -> [36, O, I]: depends on the weight only (cached); the
+    per-frame modulation is a per-(out, in) scale, which the transform passes through unchanged."""
+    o, i = weight.shape[:2]
+    gg = _wino_matrices()[1].to(weight.device)
+    return (gg @ weight.reshape(o * i, 9).t()).reshape(WINO_A * WINO_A, o, i)
+
+
+def winograd_conv3x3_(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, noise: torch.Tensor | None,
+                      act: str, alpha: float, clamp: float | None, scratch: Scratch) -> torch.Tensor:
+    """conv2d(x, w, bias, padding=1) + noise, activated and clamped, for x [1, I, H, W] and u = the
+    transformed weight [36, O, I]; computed band by band of tile rows, each band's epilogue while it is hot."""
+    _, c, h, w = x.shape
+    o = u.shape[1]
+    bb, _, aa = _wino_matrices()
+    bb, aa = bb.to(x.device), aa.to(x.device)
+    m, a = WINO_M, WINO_A
+    rows, cols = h // m, w // m
+    band = max(1, min(rows, WINO_BAND_BYTES // (a * a * max(c, o) * cols * 4)))
+    xp = padded_copy(x, 1, scratch, "wino_pad")[0]  # in x's memory format: a straight copy
+    out = x.new_empty([1, o, h, w])
+    tiles = out.view(o, rows, m, cols, m)
+    noise_tiles = noise.reshape(rows, m, cols, m) if noise is not None else None
+    for r0 in range(0, rows, band):
+        n = min(rows, r0 + band) - r0
+        patches = xp[:, r0 * m: (r0 + n) * m + a - m].unfold(1, a, m).unfold(2, a, m)  # [I, n, cols, 6, 6]
+        flat = scratch.take(f"wino_in{n}", [a, a, c, n, cols], x)
+        flat.copy_(patches.permute(3, 4, 0, 1, 2))
+        v = scratch.take(f"wino_v{n}", [a * a, c, n * cols], x)
+        torch.mm(bb, flat.view(a * a, -1), out=v.view(a * a, -1))
+        prod = scratch.take(f"wino_m{n}", [a * a, o, n * cols], x)
+        torch.bmm(u, v, out=prod)
+        if bias is not None:
+            prod[_WINO_ONES].add_(bias[:, None])
+        y = scratch.take(f"wino_y{n}", [m * m, o * n * cols], x)
+        torch.mm(aa, prod.view(a * a, -1), out=y)
+        y = y.view(m, m, o, n, cols).permute(2, 3, 0, 4, 1)
+        dst = tiles[:, r0: r0 + n]
+        if noise_tiles is not None:
+            torch.add(y, noise_tiles[r0: r0 + n], out=dst)
+        else:
+            dst.copy_(y)
+        epilogue_(dst, None, act, alpha, clamp)
+    return out
+
+
+def phase_kernels(weight: torch.Tensor) -> dict[int, torch.Tensor]:
+    """Split a kernel [O, I, kh, kw], as the plain path passes it to conv_transpose2d (transposed to
+    [I, O, kh, kw]), into the four kernels of the stride-2 transposed convolution's output phases
+    (even/odd row, even/odd column).
+
+    conv_transpose2d(x, w.transpose(0, 1), stride=2) at output (2a + p, 2b + q) sums x[a - i, b - j] *
+    w[2i + p, 2j + q]: phase (p, q) is an ordinary convolution of x with the taps w[p::2, q::2], flipped
+    for torch's correlation. Works for any kernel size; each phase keeps only its own taps.
+    """
+    return {2 * p + q: weight[:, :, p::2, q::2].flip([2, 3]) for p in (0, 1) for q in (0, 1)}
+
+
+def pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution of x [1, I, H, W] with weight [O, I] as one matrix product, in x's memory format."""
+    _, c, h, w = x.shape
+    if memory_format_of(x) == torch.channels_last:  # [HW, I] @ [I, O] is the channels-last output itself
+        return (x.permute(0, 2, 3, 1).reshape(h * w, c) @ weight.t()).reshape(1, h, w, -1).permute(0, 3, 1, 2)
+    return (weight @ x.reshape(c, h * w)).reshape(1, -1, h, w)
+
+
+def upconv_phases(x: torch.Tensor, kernels: dict[int, torch.Tensor], kh: int, kw: int, pad: int,
+                  scratch: Scratch) -> torch.Tensor:
+    """Full stride-2 transposed convolution of x [1, I, H, W] with a kh x kw kernel given as phase_kernels:
+    [1, O, 2H + kh - 2, 2W + kw - 2], each phase a dense convolution, interleaved into one tensor, returned
+    inside a zero border of `pad` pixels (a scratch buffer: the blur after it reads the padding from there).
+    Channels-last for wide layers (>= CHANNELS_LAST_MIN channels): oneDNN runs these small-kernel
+    convolutions ~1.5x faster so at batch 1, and the interleave then copies whole channel vectors; narrow
+    layers (the demo network's 8-64) stay contiguous, where the 1x1 ToRGB and image ops prefer it."""
+    _, _, h, w = x.shape
+    cl = torch.channels_last if min(x.shape[1], kernels[0].shape[0]) >= CHANNELS_LAST_MIN else torch.contiguous_format
+    x = x.contiguous(memory_format=cl)
+    oh, ow = 2 * h + kh - 2, 2 * w + kw - 2
+    buf = scratch.take("up", [1, kernels[0].shape[0], oh + 2 * pad, ow + 2 * pad], x, zeroed=True, memory_format=cl)
+    out = buf[:, :, pad: pad + oh, pad: pad + ow]
+    for index, k in kernels.items():
+        p, q = divmod(index, 2)
+        th, tw = k.shape[2], k.shape[3]
+        if th == tw == 1:  # a matrix product: torch's CPU conv falls back to a slow kernel for 1x1
+            phase = pointwise(x, k.reshape(k.shape[0], -1))
+        else:
+            phase = F.conv2d(x, k, padding=[th - 1, tw - 1])  # full convolution: (H + th - 1, W + tw - 1)
+        out[:, :, p::2, q::2] = phase[:, :, : (oh - p + 1) // 2, : (ow - q + 1) // 2]
+    return buf
+
+
+CHANNELS_LAST_MIN = 128
+
+# Outputs at least this large run band by band of rows (BAND_BYTES of output each): at 256 px a feature map
+# (128 x 256 x 256 floats, 33.5 MB) no longer fits the CPU's cache, and a whole-tensor conv followed by three
+# whole-tensor epilogue passes goes to memory four times; a band is convolved, finished and written once.
+BANDED_MIN_BYTES = 16 << 20
+BAND_BYTES = 8 << 20
+
+
+def banded(channels: int, height: int, width: int) -> int | None:
+    """Rows per band for an output of this size, or None: small outputs run whole."""
+    if channels * height * width * 4 < BANDED_MIN_BYTES:
+        return None
+    return max(1, BAND_BYTES // (channels * width * 4))
+
+
+def banded_conv_(src: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, groups: int, out: torch.Tensor,
+                 noise: torch.Tensor | None, act: str, alpha: float, clamp: float | None, rows: int) -> torch.Tensor:
+    """out = epilogue(conv2d(src, weight, bias, groups=groups) + noise), src already zero-padded, computed and
+    finished `rows` output rows at a time while the band is in the cache."""
+    kh = weight.shape[2]
+    height = out.shape[2]
+    for r0 in range(0, height, rows):
+        r1 = min(height, r0 + rows)
+        band = F.conv2d(src[:, :, r0: r1 + kh - 1], weight, bias, groups=groups)
+        dst = out[:, :, r0: r1]
+        if noise is not None:
+            torch.add(band, noise[r0: r1], out=dst)
+        else:
+            dst.copy_(band)
+        epilogue_(dst, None, act, alpha, clamp)
+    return out
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """channels_last when x is laid out so (a batch-1 tensor counts by its strides), else contiguous."""
+    return torch.channels_last if x.dim() == 4 and x.stride(1) == 1 and x.shape[1] > 1 else torch.contiguous_format
+
+
+def padded_copy(x: torch.Tensor, pad: int, scratch: Scratch, name: str) -> torch.Tensor:
+    """x [1, C, H, W] inside a zero border of `pad` pixels, in a reused buffer of x's memory format (only the
+    interior is written)."""
+    _, c, h, w = x.shape
+    buf = scratch.take(name, [1, c, h + 2 * pad, w + 2 * pad], x, zeroed=True, memory_format=memory_format_of(x))
+    buf[:, :, pad: pad + h, pad: pad + w] = x
+    return buf
+
+
+def depthwise_filter(f: torch.Tensor, channels: int, gain: float) -> torch.Tensor:
+    """FIR f (2-D, or 1-D = separable) as a [C, 1, fh, fw] depthwise torch kernel: flipped (a true
+    convolution, as upfirdn2d does) and scaled by gain."""
+    if f.ndim == 1:
+        f = torch.outer(f, f)
+    return (f.flip([0, 1]) * gain)[None, None].repeat([channels, 1, 1, 1])
+
+
+def epilogue_(x: torch.Tensor, noise: torch.Tensor | None, act: str, alpha: float, clamp: float | None) -> torch.Tensor:
+    """In place on a fresh conv output whose bias and gain are already in: add noise, activate, clamp."""
+    if noise is not None:
+        x.add_(noise)
+    if act == "lrelu":
+        F.leaky_relu_(x, alpha)
+    elif act == "relu":
+        F.relu_(x)
+    if clamp is not None and clamp >= 0:
+        x.clamp_(-float(clamp), float(clamp))
+    return x
+
+
+def upsample_image_applies(f: torch.Tensor) -> bool:
+    """upsample_image handles 4-tap filters (NVIDIA's [1, 3, 3, 1] design, or any other 4x4 / 4-tap one)."""
+    return tuple(f.shape) in ((4, 4), (4,))
+
+
+def upsample_image(img: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """ops.upsample2d(img, f) (2x, 4-tap filter) as one grouped stride-2 transposed convolution: zero
+    insertion and the filter in one op instead of a reshape, two pads and a grouped conv. The transposed
+    conv places the kernel where upsample2d's padding puts the (flipped, true-convolution) filter, so f goes
+    in unflipped; the gain 4 keeps the level, as upsample2d's up * up."""
+    c = img.shape[1]
+    k = (torch.outer(f, f) if f.ndim == 1 else f) * 4
+    return F.conv_transpose2d(img, k.to(img.dtype)[None, None].expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
+
+
+def torgb(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, clamp: float | None) -> torch.Tensor:
+    """A 1x1 convolution [1, I, H, W] -> [1, O, H, W] as one matrix product over the pixels (torch's CPU
+    convolution has no fast kernel for 3 outputs), plus bias and clamp."""
+    _, c, h, w = x.shape
+    weight = weight.reshape(weight.shape[0], c)
+    if memory_format_of(x) == torch.channels_last:  # pixels x channels in memory: a transposed [C, HW] operand
+        pixels = x.permute(0, 2, 3, 1).reshape(h * w, c).t()
+    else:
+        pixels = x.reshape(c, h * w)
+    y = torch.addmm(bias[:, None], weight, pixels)
+    if clamp is not None and clamp >= 0:
+        y.clamp_(-float(clamp), float(clamp))
+    return y.reshape(1, -1, h, w)
+
+
+__all__ = ["HOMOGENEOUS_ACTIVATIONS", "Scratch", "supports", "squared_weight_sums", "demod_coefficients", "modulated_weight",
+           "winograd_applies", "winograd_weight", "winograd_conv3x3_", "phase_kernels", "upconv_phases", "pointwise", "banded", "banded_conv_", "memory_format_of", "padded_copy", "depthwise_filter", "epilogue_", "upsample_image_applies", "upsample_image", "torgb"]
