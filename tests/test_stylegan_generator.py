@@ -241,7 +241,8 @@ def test_demo_is_reproducible(demo):
     assert all(torch.equal(x, y) for x, y in zip(demo.state_dict().values(), again.state_dict().values()))
 
 
-def test_set_fast_is_harmless_on_cpu(sg2_tiny):
+def test_set_fast_on_cpu_stays_float32_and_equal(sg2_tiny):
+    """On the CPU the fast path rearranges the float32 maths (bridge.stylegan.sg2_cpu): equal up to rounding."""
     z = torch.randn(1, 64, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         ref = sg2_tiny(z, None)
@@ -250,7 +251,7 @@ def test_set_fast_is_harmless_on_cpu(sg2_tiny):
             got = sg2_tiny(z, None)
         finally:
             sg2_tiny.set_fast(False)
-    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-4 * float(ref.abs().max()))
     assert got.dtype == torch.float32
 
 
