@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bridge.stylegan import sg2
+from bridge.stylegan import sg2, sg3
 from bridge.stylegan.generator import Generator
 from bridge.stylegan.loader import load_network
 from stylegan_cases import ROOT
@@ -115,8 +115,10 @@ def small_sg3(radial: bool) -> Generator:
                                          ("sg3-r", True)])
 def test_synthesis_traces_as_one_graph(monkeypatch, networks, model, fast):
     """torch.compile sees each path as one graph: no break per layer (the cache's Python checks) and no
-    recompilation per layer instance."""
+    recompilation per layer instance. SG3-T's CPU Winograd convolution is forced on (the tiny layers are
+    narrower than where it normally starts)."""
     monkeypatch.setattr(sg2, "FAST_DEVICE_TYPES", ("cuda", "cpu"))
+    monkeypatch.setattr(sg3, "WINOGRAD_MIN_CHANNELS", 0)
     generator = networks[model] if model in networks else small_sg3(radial=model == "sg3-r")
     ws = _ws(generator, 3)
     torch._dynamo.reset()

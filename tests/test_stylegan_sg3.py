@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bridge.stylegan import Generator, load_network, read_snapshot
+from bridge.stylegan import Generator, load_network, read_snapshot, sg3
 from bridge.stylegan.sg3 import (SynthesisLayer, SynthesisNetwork, filtered_lrelu_fast, filtered_lrelu_reference,
                                  synthesis_layout)
 from conftest import STYLEGAN_FIXTURES
@@ -264,8 +264,12 @@ def test_unknown_training_kwargs_are_ignored_but_layer_kwargs_are_used():
 
 # ------------------------------------------------------------------------------------ fast path
 
-def test_filtered_lrelu_fast_equals_reference_on_odd_geometries():
-    """Negative and positive padding, up 1/2/4, down 1/2, 1-D and 2-D down filters, no filters at all."""
+@pytest.mark.parametrize("band_rows", [1, 3, 1000])
+def test_filtered_lrelu_fast_equals_reference_on_odd_geometries(monkeypatch, band_rows):
+    """Negative and positive padding, up 1/2/4, down 1/2, 1-D and 2-D down filters, no filters at all; on the
+    CPU in bands of 1 and 3 output rows (halos, bands that lie in the padding) and in one band."""
+    monkeypatch.setattr(sg3, "BAND_BYTES", 0)
+    monkeypatch.setattr(sg3, "MIN_BAND_ROWS", band_rows)
     gen = torch.Generator().manual_seed(0)
     layer = SynthesisLayer(w_dim=4, is_torgb=False, is_critically_sampled=False, use_fp16=False, in_channels=3,
                            out_channels=3, in_size=20, out_size=20, in_sampling_rate=16, out_sampling_rate=16,
@@ -288,6 +292,23 @@ def test_filtered_lrelu_fast_equals_reference_on_odd_geometries():
         assert fast.shape == ref.shape, (up, down, padding)
         scale = float(ref.abs().max())  # random, unnormalised filters: values reach ~10, compare relatively
         torch.testing.assert_close(fast, ref, atol=2e-6 * scale, rtol=0)
+
+
+@pytest.mark.parametrize("case", SG3_CASES, ids=case_ids(SG3_CASES))
+def test_fast_path_with_winograd_and_small_bands_matches_nvidia(monkeypatch, networks, case):
+    """The CPU fast path's Winograd convolution (normally only on layers >= 256 channels wide) and its
+    banded filtered lrelu (normally bands of several MB) forced onto the tiny fixtures."""
+    monkeypatch.setattr(sg3, "WINOGRAD_MIN_CHANNELS", 0)
+    monkeypatch.setattr(sg3, "BAND_BYTES", 0)
+    monkeypatch.setattr(sg3, "MIN_BAND_ROWS", 3)
+    generator = networks[case["model"]]
+    generator.set_fast(True)
+    try:
+        result = run_case(generator, case)
+    finally:
+        generator.set_fast(False)
+    assert_case_ok(result, case)
+    assert np.max(np.abs(result["img"] - result["img_ref"])) < 1e-4
 
 
 @pytest.mark.parametrize("model", SG3_MODELS)
