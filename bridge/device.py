@@ -57,8 +57,9 @@ class RunPlan:
     """What the engine does on its device, decided once here, with the reason shown at start-up.
 
     fast:            the generator's fast path (channels_last, cached derived tensors; fp16 where NVIDIA uses
-                     it, on CUDA only). On the CPU it pays off for StyleGAN3 (polyphase resampling) and costs
-                     StyleGAN2 a little, so it is on for StyleGAN3 only there.
+                     it, on CUDA only). On the CPU it pays off for both: StyleGAN3 (polyphase resampling)
+                     and StyleGAN2 (bridge.stylegan.sg2_cpu, float32; config-f and the embedded demo network
+                     both faster, BENCHMARKS.md issue 16). On MPS, StyleGAN3's only (StyleGAN2 has none there).
     schedule:        "overlap": encode and render run on their own threads at once (CUDA streams, or spare
                      CPU cores); "serial": the render thread encodes each fresh frame itself, then synthesises
                      (few CPU cores: no two stages competing for them; MPS: torch before the fix of pytorch
@@ -83,7 +84,7 @@ def plan_run(device: str | torch.device, arch: str, schedule: str = "auto",
     if schedule not in SCHEDULES:
         raise DeviceUnavailable(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
     threads = torch.get_num_threads() if cpu_threads is None else int(cpu_threads)
-    fast = device.type == "cuda" or arch == "stylegan3"
+    fast = device.type in ("cuda", "cpu") or arch == "stylegan3"
     if device.type == "mps":
         chosen, why = "serial", "one thread runs torch on MPS: Metal is not safe from two threads before pytorch issue 197805's fix"
     elif schedule != "auto":

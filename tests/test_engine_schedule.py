@@ -35,9 +35,9 @@ def encoder(generator):
     return build_encoder(z_dim=generator.z_dim, demo=True, encode_size=(64, 48))
 
 
-@pytest.mark.parametrize("model, fast", [("sg3t_tiny", True), ("sg2_tiny", False)])
+@pytest.mark.parametrize("model, fast", [("sg3t_tiny", True), ("sg2_tiny", True)])
 def test_build_engine_chooses_the_fast_path_by_architecture_on_cpu(model, fast):
-    """StyleGAN3's fast path pays off on the CPU (float32, polyphase); StyleGAN2's does not."""
+    """Both fast paths pay off on the CPU (float32): StyleGAN3's polyphase resampling, StyleGAN2's sg2_cpu."""
     engine = build_engine({**QUIET, "network": str(STYLEGAN_FIXTURES / f"{model}.pkl")})
     try:
         assert engine.generator.fast is fast
@@ -52,7 +52,8 @@ def test_plan_per_device():
     assert plan_run("cuda", "stylegan2") == RunPlan(torch.device("cuda"), True, "overlap", True,
                                                      plan_run("cuda", "stylegan2").why)
     cpu2, cpu8 = plan_run("cpu", "stylegan2", cpu_threads=2), plan_run("cpu", "stylegan3", cpu_threads=8)
-    assert (cpu2.fast, cpu2.schedule, cpu2.cudnn_benchmark) == (False, "serial", False)
+    assert (cpu2.fast, cpu2.schedule, cpu2.cudnn_benchmark) == (True, "serial", False)
+    assert not plan_run("mps", "stylegan2").fast and plan_run("mps", "stylegan3").fast
     assert (cpu8.fast, cpu8.schedule) == (True, "overlap")
     assert plan_run("cpu", "stylegan2", "overlap", cpu_threads=2).schedule == "overlap"  # asked for: honoured
     mps = plan_run("mps", "stylegan2", "overlap")

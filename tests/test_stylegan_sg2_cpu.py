@@ -183,3 +183,20 @@ def test_demo_network_fast_equals_plain():
     generator = Generator.from_config(demo_config(), seed=0)
     got, ref = _both(generator, _ws(generator, 0))
     assert psnr(got.numpy(), ref.numpy()) >= 110
+
+
+def test_work_buffers_follow_inference_mode(sg2_tiny):
+    """The engine renders under inference_mode; a buffer made there cannot be written outside it (and back)."""
+    ws = _ws(sg2_tiny, 4)
+    sg2_tiny.set_fast(True)
+    try:
+        with torch.inference_mode():
+            first = sg2_tiny.synthesis(ws)
+        with torch.no_grad():
+            second = sg2_tiny.synthesis(ws)
+        with torch.inference_mode():
+            third = sg2_tiny.synthesis(ws)
+    finally:
+        sg2_tiny.set_fast(False)
+    torch.testing.assert_close(second, first.clone(), rtol=0, atol=0)
+    torch.testing.assert_close(third, first, rtol=0, atol=0)

@@ -67,8 +67,9 @@ class Generator(nn.Module):
     """z [+ c] -> image. Public surface: see the module docstring and bridge/stylegan/__init__.py.
 
     fast=True selects the fast path (cached per-frame-invariant tensors, channels_last; fp16 where NVIDIA uses
-    it, on CUDA only). StyleGAN2's takes effect on CUDA only; StyleGAN3's also runs on the CPU, in float32
-    (3-8x faster there). Both are tested against the plain path. Toggle later with set_fast().
+    it, on CUDA only). On the CPU both run in float32: StyleGAN3's 3-8x faster, StyleGAN2's rearranged for
+    oneDNN at batch 1 (bridge.stylegan.sg2_cpu; BENCHMARKS.md has the figures). Both are tested against the
+    plain path. Toggle later with set_fast().
     """
 
     def __init__(self, config: dict, fast: bool = False):

@@ -22,11 +22,14 @@ Filters (resample_filter), noise_const and every other buffer hold the pickle's 
 init designs them as NVIDIA's constructor does (weights randn, affine bias 1, const randn, noise_strength 0,
 resample_filter the normalised outer product of [1, 3, 3, 1]).
 
-Fast path (set_fast, CUDA only): fp16 + channels_last in the blocks NVIDIA runs in fp16 (the last
+Fast path (set_fast). On CUDA: fp16 + channels_last in the blocks NVIDIA runs in fp16 (the last
 num_fp16_res resolutions), with the non-fused modulation for batches > 1 there (ADA's rule), and
 per-frame-invariant work hoisted: the weights' fp16 pre-normalisation and cast, const noise times strength
-and the filter casts are cached until the source tensor changes (in place or replaced). CPU always runs the
-plain float32 path. Kernel launches per layer remain (no CUDA graphs).
+and the filter casts are cached until the source tensor changes (in place or replaced). Kernel launches per
+layer remain (no CUDA graphs). On the CPU, for one float32 sample: the same layers rearranged for oneDNN
+(bridge.stylegan.sg2_cpu: gain and demodulation folded into the weight, up-convs as phase convolutions,
+banded epilogues, Winograd for the wide 64-128 px convs, reused work buffers), float32 and equal to the plain
+path up to rounding. Batches > 1 and anything autograd tracks run the plain route.
 
 Bend points: each SynthesisBlock has a ``bend`` attribute (None, or features -> features) applied to its
 features after conv1 and before its ToRGB; bridge.bending sets it. None is the plain forward pass.
@@ -198,7 +201,8 @@ class SynthesisLayer(nn.Module):
             return sg2_cpu.winograd_conv3x3_(x, u, bias, noise, self.activation, alpha, clamp, self._scratch)
         finish = (noise, self.activation, alpha, clamp)
         if self.up == 1:
-            weight, groups = sg2_cpu.modulated_weight(self.weight, styles, scale), 1
+            weight = sg2_cpu.modulated_weight(self.weight, styles, scale, sg2_cpu.memory_format_of(x))
+            groups = 1
             rows = sg2_cpu.banded(self.out_channels, x.shape[2], x.shape[3])
             if rows is None:
                 return sg2_cpu.epilogue_(F.conv2d(x, weight, bias, padding=self.padding), *finish)
@@ -206,7 +210,8 @@ class SynthesisLayer(nn.Module):
         else:
             kh, kw = self.weight.shape[2:]
             phases = self._cache.get(("phases",), (self.weight,), lambda: sg2_cpu.phase_kernels(self.weight))
-            kernels = {i: sg2_cpu.modulated_weight(k, styles, scale) for i, k in phases.items()}
+            layout = sg2_cpu.upconv_memory_format(self.in_channels, self.out_channels)
+            kernels = {i: sg2_cpu.modulated_weight(k, styles, scale, layout) for i, k in phases.items()}
             src = sg2_cpu.upconv_phases(x, kernels, kh, kw, self._up_blur_padding(), self._scratch)
             groups = self.out_channels
             weight = self._cache.get(("blur", groups), (self.resample_filter,), lambda: sg2_cpu.depthwise_filter(

@@ -26,6 +26,8 @@ import torch.nn.functional as F
 
 # Activations that commute with a positive scale: act(g * x) == g * act(x), so the gain can move into the conv.
 HOMOGENEOUS_ACTIVATIONS = ("linear", "relu", "lrelu")
+# Up-convs with at least this many channels in and out run channels-last (see upconv_phases).
+CHANNELS_LAST_MIN = 128
 
 
 class Scratch:
@@ -44,7 +46,8 @@ class Scratch:
         shape = tuple(int(v) for v in shape)
         key = (name, memory_format)
         held = None if torch.compiler.is_compiling() else self._buffers.get(key)
-        if held is None or tuple(held.shape) != shape or held.dtype != like.dtype or held.device != like.device:
+        if (held is None or tuple(held.shape) != shape or held.dtype != like.dtype or held.device != like.device
+                or held.is_inference() != torch.is_inference_mode_enabled()):  # no in-place writes across modes
             held = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=memory_format)
             if zeroed:
                 held.zero_()
@@ -71,9 +74,12 @@ def demod_coefficients(wsq: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
     return (wsq @ styles.square() + 1e-8).rsqrt()
 
 
-def modulated_weight(weight: torch.Tensor, styles: torch.Tensor, out_scale: torch.Tensor) -> torch.Tensor:
-    """weight [O, I, kh, kw] * styles[i] * out_scale[o] in one pass over the weight (the scale is only O x I)."""
-    return weight * torch.outer(out_scale, styles)[:, :, None, None]
+def modulated_weight(weight: torch.Tensor, styles: torch.Tensor, out_scale: torch.Tensor,
+                     memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+    """weight [O, I, kh, kw] * styles[i] * out_scale[o] in one pass over the weight (the scale is only O x I),
+    written in the memory format of the input it will meet (a channels-last conv would otherwise copy it)."""
+    out = torch.empty(weight.shape, dtype=weight.dtype, device=weight.device, memory_format=memory_format)
+    return torch.mul(weight, torch.outer(out_scale, styles)[:, :, None, None], out=out)
 
 
 # Winograd F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016; interpolation
@@ -183,6 +189,12 @@ def pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (weight @ x.reshape(c, h * w)).reshape(1, -1, h, w)
 
 
+def upconv_memory_format(in_channels: int, out_channels: int) -> torch.memory_format:
+    """The layout upconv_phases runs in (see there)."""
+    wide = min(in_channels, out_channels) >= CHANNELS_LAST_MIN
+    return torch.channels_last if wide else torch.contiguous_format
+
+
 def upconv_phases(x: torch.Tensor, kernels: dict[int, torch.Tensor], kh: int, kw: int, pad: int,
                   scratch: Scratch) -> torch.Tensor:
     """Full stride-2 transposed convolution of x [1, I, H, W] with a kh x kw kernel given as phase_kernels:
@@ -192,7 +204,7 @@ def upconv_phases(x: torch.Tensor, kernels: dict[int, torch.Tensor], kh: int, kw
     convolutions ~1.5x faster so at batch 1, and the interleave then copies whole channel vectors; narrow
     layers (the demo network's 8-64) stay contiguous, where the 1x1 ToRGB and image ops prefer it."""
     _, _, h, w = x.shape
-    cl = torch.channels_last if min(x.shape[1], kernels[0].shape[0]) >= CHANNELS_LAST_MIN else torch.contiguous_format
+    cl = upconv_memory_format(x.shape[1], kernels[0].shape[0])
     x = x.contiguous(memory_format=cl)
     oh, ow = 2 * h + kh - 2, 2 * w + kw - 2
     buf = scratch.take("up", [1, kernels[0].shape[0], oh + 2 * pad, ow + 2 * pad], x, zeroed=True, memory_format=cl)
@@ -207,8 +219,6 @@ def upconv_phases(x: torch.Tensor, kernels: dict[int, torch.Tensor], kh: int, kw
         out[:, :, p::2, q::2] = phase[:, :, : (oh - p + 1) // 2, : (ow - q + 1) // 2]
     return buf
 
-
-CHANNELS_LAST_MIN = 128
 
 # Outputs at least this large run band by band of rows (BAND_BYTES of output each): at 256 px a feature map
 # (128 x 256 x 256 floats, 33.5 MB) no longer fits the CPU's cache, and a whole-tensor conv followed by three
@@ -307,5 +317,7 @@ def torgb(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, clamp: floa
     return y.reshape(1, -1, h, w)
 
 
-__all__ = ["HOMOGENEOUS_ACTIVATIONS", "Scratch", "supports", "squared_weight_sums", "demod_coefficients", "modulated_weight",
-           "winograd_applies", "winograd_weight", "winograd_conv3x3_", "phase_kernels", "upconv_phases", "pointwise", "banded", "banded_conv_", "memory_format_of", "padded_copy", "depthwise_filter", "epilogue_", "upsample_image_applies", "upsample_image", "torgb"]
+__all__ = ["HOMOGENEOUS_ACTIVATIONS", "Scratch", "supports", "squared_weight_sums", "demod_coefficients",
+           "modulated_weight", "winograd_applies", "winograd_weight", "winograd_conv3x3_", "phase_kernels",
+           "upconv_memory_format", "upconv_phases", "pointwise", "banded", "banded_conv_", "memory_format_of",
+           "padded_copy", "depthwise_filter", "epilogue_", "upsample_image_applies", "upsample_image", "torgb"]
