@@ -80,6 +80,12 @@ def test_winograd_conv_equals_conv_bias_noise_lrelu_clamp(channels_last):
     for _ in range(2):  # the second call reuses the work buffers
         got = sg2_cpu.winograd_conv3x3_(x, sg2_cpu.winograd_weight(weight), bias, noise, "lrelu", 0.2, 2.0, scratch)
         _close(got, ref, rtol=1e-4)  # F(4x4, 3x3) rounds a little more than a direct conv
+    s_in, s_out = torch.rand(7) + 0.5, torch.rand(5) + 0.5  # a modulated conv's styles and demodulation
+    ref = ops.bias_act(F.conv2d(x * s_in.reshape(1, -1, 1, 1), weight, padding=1) * s_out.reshape(1, -1, 1, 1)
+                       + noise, bias, act="lrelu", gain=1.0, clamp=2.0)
+    got = sg2_cpu.winograd_conv3x3_(x, sg2_cpu.winograd_weight(weight), bias, noise, "lrelu", 0.2, 2.0, scratch,
+                                    in_scale=s_in, out_scale=s_out)
+    _close(got, ref, rtol=1e-4)
 
 
 def test_banded_conv_equals_whole_conv():

@@ -197,8 +197,8 @@ class SynthesisLayer(nn.Module):
         alpha = 0.2  # bias_act's lrelu default, which the plain path uses
         if self.up == 1 and sg2_cpu.winograd_applies(self.weight, x, self.padding):
             u = self._cache.get(("wino",), (self.weight,), lambda: sg2_cpu.winograd_weight(self.weight))
-            u = u * torch.outer(scale, styles)
-            return sg2_cpu.winograd_conv3x3_(x, u, bias, noise, self.activation, alpha, clamp, self._scratch)
+            return sg2_cpu.winograd_conv3x3_(x, u, bias, noise, self.activation, alpha, clamp, self._scratch,
+                                             in_scale=styles, out_scale=scale)
         finish = (noise, self.activation, alpha, clamp)
         if self.up == 1:
             weight = sg2_cpu.modulated_weight(self.weight, styles, scale, sg2_cpu.memory_format_of(x))

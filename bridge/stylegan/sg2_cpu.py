@@ -132,9 +132,12 @@ def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
 
 
 def winograd_conv3x3_(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, noise: torch.Tensor | None,
-                      act: str, alpha: float, clamp: float | None, scratch: Scratch) -> torch.Tensor:
-    """conv2d(x, w, bias, padding=1) + noise, activated and clamped, for x [1, I, H, W] and u = the
-    transformed weight [36, O, I]; computed band by band of tile rows, each band's epilogue while it is hot."""
+                      act: str, alpha: float, clamp: float | None, scratch: Scratch,
+                      in_scale: torch.Tensor | None = None, out_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """conv2d(x * in_scale, w, padding=1) * out_scale + bias + noise, activated and clamped, for x [1, I, H, W]
+    and u = the transformed weight [36, O, I]; computed band by band of tile rows, each band's epilogue while
+    it is hot. The scales (a modulated conv's styles and positive demodulation * gain) ride on the padded copy
+    and the final write, so the cached u serves every frame without a pass over it (36 x O x I floats)."""
     _, c, h, w = x.shape
     o = u.shape[1]
     bb, _, aa = _wino_matrices()
@@ -142,7 +145,7 @@ def winograd_conv3x3_(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | Non
     m, a = WINO_M, WINO_A
     rows, cols = h // m, w // m
     band = max(1, min(rows, WINO_BAND_BYTES // (a * a * max(c, o) * cols * 4)))
-    xp = padded_copy(x, 1, scratch, "wino_pad")[0]  # in x's memory format: a straight copy
+    xp = padded_copy(x, 1, scratch, "wino_pad", in_scale)[0]  # in x's memory format: a straight copy
     out = x.new_empty([1, o, h, w])
     tiles = out.view(o, rows, m, cols, m)
     noise_tiles = noise.reshape(rows, m, cols, m) if noise is not None else None
@@ -155,14 +158,19 @@ def winograd_conv3x3_(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | Non
         torch.mm(bb, flat.view(a * a, -1), out=v.view(a * a, -1))
         prod = scratch.take(f"wino_m{n}", [a * a, o, n * cols], x)
         torch.bmm(u, v, out=prod)
-        if bias is not None:
-            prod[_WINO_ONES].add_(bias[:, None])
+        if bias is not None:  # in the transform domain, before out_scale (> 0), which it must not meet
+            prod[_WINO_ONES].add_((bias if out_scale is None else bias / out_scale)[:, None])
         y = scratch.take(f"wino_y{n}", [m * m, o * n * cols], x)
         torch.mm(aa, prod.view(a * a, -1), out=y)
         y = y.view(m, m, o, n, cols).permute(2, 3, 0, 4, 1)
         dst = tiles[:, r0: r0 + n]
-        if noise_tiles is not None:
+        scale = out_scale.reshape(o, 1, 1, 1, 1) if out_scale is not None else None
+        if noise_tiles is not None and scale is not None:
+            torch.addcmul(noise_tiles[r0: r0 + n], y, scale, out=dst)
+        elif noise_tiles is not None:
             torch.add(y, noise_tiles[r0: r0 + n], out=dst)
+        elif scale is not None:
+            torch.mul(y, scale, out=dst)
         else:
             dst.copy_(y)
         epilogue_(dst, None, act, alpha, clamp)
@@ -257,12 +265,17 @@ def memory_format_of(x: torch.Tensor) -> torch.memory_format:
     return torch.channels_last if x.dim() == 4 and x.stride(1) == 1 and x.shape[1] > 1 else torch.contiguous_format
 
 
-def padded_copy(x: torch.Tensor, pad: int, scratch: Scratch, name: str) -> torch.Tensor:
-    """x [1, C, H, W] inside a zero border of `pad` pixels, in a reused buffer of x's memory format (only the
-    interior is written)."""
+def padded_copy(x: torch.Tensor, pad: int, scratch: Scratch, name: str,
+                scale: torch.Tensor | None = None) -> torch.Tensor:
+    """x [1, C, H, W] (times a per-channel scale [C], when given) inside a zero border of `pad` pixels, in a
+    reused buffer of x's memory format (only the interior is written)."""
     _, c, h, w = x.shape
     buf = scratch.take(name, [1, c, h + 2 * pad, w + 2 * pad], x, zeroed=True, memory_format=memory_format_of(x))
-    buf[:, :, pad: pad + h, pad: pad + w] = x
+    inner = buf[:, :, pad: pad + h, pad: pad + w]
+    if scale is None:
+        inner.copy_(x)
+    else:
+        torch.mul(x, scale.reshape(1, c, 1, 1), out=inner)
     return buf
 
 
