@@ -12,9 +12,13 @@ torch's slow reference kernel. Here, for a float32 batch of one on the CPU (the 
   style are one per-(out, in) scale of the weight; the bias and noise are scaled by the gain once, so after
   the convolution only noise, lrelu and clamp remain (each in place);
 - the upsampling conv runs as four small dense convolutions, one per output phase of the stride-2 transposed
-  conv (exactly its taps, no zero stuffing), interleaved, and the FIR blur runs as a depthwise convolution
-  that pads by itself and adds the bias for free;
-- ToRGB is one matrix product (addmm) over the pixels.
+  conv (exactly its taps, no zero stuffing; channels-last when wide), interleaved into a reused zero-bordered
+  buffer, and the FIR blur runs as a depthwise convolution that reads its padding from there and adds the
+  bias for free;
+- outputs of BANDED_MIN_BYTES and more are convolved and finished band by band of rows into a reused buffer
+  (cache-sized passes, and no fresh 33 MB tensor, which costs the CPU ~30 ms of page faults a frame);
+- the wide 64-128 px 3x3 convs run as Winograd F(4x4, 3x3), 36 batched matrix products per band of tiles;
+- ToRGB is one matrix product (addmm) over the pixels, the skip image's upsampling one transposed conv.
 
 Every function equals its plain counterpart up to float rounding (tests/test_stylegan_sg2_cpu.py); the plain
 ops stay as they are and remain the reference.
