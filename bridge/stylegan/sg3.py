@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 # The CPU fast path runs a layer's 3x3 modulated convolution by Winograd F(4x4, 3x3) (bridge.stylegan.winograd)
 # when both its channel counts are at least this: there the matrix products dominate and it is 2-3x faster
 # than the direct convolution; on narrower layers the tile transforms cost what the products save.
-WINOGRAD_MIN_CHANNELS = 256
+WINOGRAD_MIN_CHANNELS = 128
 
 # SynthesisLayer keyword arguments a config may carry (NVIDIA passes them through SynthesisNetwork).
 LAYER_KWARGS = ("conv_kernel", "filter_size", "lrelu_upsampling", "use_radial_filters", "conv_clamp",
@@ -297,6 +297,9 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
         x = x + b.reshape(1, -1, 1, 1)
     if (x.device.type == "cpu" and filters["up2d"] is None and (up > 1 or down > 1) and not x.requires_grad
             and not torch.compiler.is_compiling()):
+        if filters.get("up_taps") is not None and filters.get("down_taps") is not None and gain > 0:
+            taps = {"up_y": filters["up_taps"], "up_x": filters["up_taps"] * gain, "down": filters["down_taps"]}
+            return _filtered_lrelu_bands_gemm(x, taps, up, down, padding, gain, slope, clamp)
         return _filtered_lrelu_bands(x, filters, up, down, padding, gain, slope, clamp)
     px0, px1, py0, py1 = padding
     if filters["up2d"] is not None:  # NVIDIA designs 1-D up filters; an edited 2-D one takes the plain route
@@ -378,6 +381,100 @@ def _filtered_lrelu_bands(x: torch.Tensor, filters: dict, up: int, down: int, pa
         elif down > 1:
             t = t[:, :, ::down, ::down]
         out[:, :, o0:o1].copy_(t)
+    return out
+
+
+GEMM_BLOCK = 16  # outputs per block of _fir_outer's block-banded matrix products
+
+
+def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int, out_len: int) -> torch.Tensor:
+    """1-D resampling along the outer axis of a 2-D tensor x [L, N], as block-banded matrix products.
+
+    out[i] = sum_k taps[k] * z[down * i + k], where z is x with up - 1 zeros inserted after each row and `lo`
+    zero rows in front (negative: cropped): upfirdn along one axis, as a correlation. Each block of
+    GEMM_BLOCK outputs reads the same number of input rows at a fixed step, so one small dense matrix
+    (the filter's polyphase band, zeros included) multiplies overlapping windows of x: the products run at
+    matrix-multiply speed on rows of N = width x channels floats, which beats depthwise convolutions on the
+    CPU by far even with the band's zeros multiplied (about 2x the filter's own work).
+    """
+    length, n = x.shape
+    k = taps.shape[0]
+    block = GEMM_BLOCK
+    while (down * block) % up:
+        block += 1
+    step = down * block // up
+    first = _ceil_div(-lo, up)  # first input row block 0 can touch
+    last0 = (down * (block - 1) + k - 1 - lo) // up  # last input row block 0 can touch
+    span = last0 - first + 1
+    rows = torch.arange(block, device=x.device).reshape(-1, 1)
+    cols = torch.arange(span, device=x.device).reshape(1, -1)
+    index = up * (first + cols) + lo - down * rows  # tap of input row first + col for output row
+    valid = (index >= 0) & (index < k)
+    band = torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), dtype=x.dtype, device=x.device))
+    blocks = -(-out_len // block)
+    need = first + (blocks - 1) * step + span  # one past the last input row any block reads
+    front, back = max(0, -first), max(0, need - length)
+    if front or back or first > 0:
+        padded = x.new_empty(front + length + back, n)
+        if front:
+            padded[:front].zero_()
+        if back:
+            padded[front + length:].zero_()
+        padded[front:front + length].copy_(x)
+        x, start = padded, first + front
+    else:
+        start = first
+    if x.stride(1) != 1:
+        x = x.contiguous()
+    row = x.stride(0)  # a view of whole rows may skip columns between them
+    windows = x.as_strided((blocks, span, n), (step * row, row, 1), x.storage_offset() + start * row)
+    out = torch.matmul(band, windows)  # [blocks, block, n]
+    return out.reshape(blocks * block, n)[:out_len]
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -((-a) // b)
+
+
+def _filtered_lrelu_bands_gemm(x: torch.Tensor, taps: dict, up: int, down: int, padding, gain: float,
+                               slope: float, clamp: float | None) -> torch.Tensor:
+    """_filtered_lrelu_bands with separable filters, every pass a _fir_outer: up along y on the band's
+    input rows, a transposed copy, up along x (its taps carry the activation's gain: lrelu commutes with a
+    positive scale, and the clamp comes after the gain anyway), the activation, down along x, a transposed
+    copy back, down along y. Channels-last rows of width x channels floats are the long, contiguous axis of every product."""
+    n, c, h, w = x.shape
+    px0, px1, py0, py1 = padding
+    fu, fd = taps["up_y"], taps["down"]
+    ku, kd = fu.shape[0], fd.shape[0]
+    rows_up = h * up + py0 + py1 - ku + 1
+    cols_up = w * up + px0 + px1 - ku + 1
+    rows_out = (rows_up - kd) // down + 1
+    cols_out = (cols_up - kd) // down + 1
+    out = torch.empty((n, c, rows_out, cols_out), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    band = max(MIN_BAND_ROWS, BAND_BYTES // max(1, down * cols_up * c * x.element_size()))
+    xh = x.permute(0, 2, 3, 1)  # [n, h, w, c] (a view: x is channels_last)
+    oh = out.permute(0, 2, 3, 1)
+    for b in range(n):
+        for o0 in range(0, rows_out, band):
+            o1 = min(rows_out, o0 + band)
+            i0, i1 = down * o0, down * (o1 - 1) + kd
+            j0 = max(0, _ceil_div(i0 - py0, up))
+            j1 = min(h, _ceil_div(i1 + ku - 1 - py0, up))
+            if j1 <= j0:
+                oh[b, o0:o1].zero_()
+                continue
+            rows = i1 - i0
+            t = _fir_outer(xh[b, j0:j1].reshape(j1 - j0, w * c), fu, up, 1, py0 - i0 + up * j0, rows)
+            t = t.view(rows, w, c).transpose(0, 1).reshape(w, rows * c)  # the transposed copy
+            t = _fir_outer(t, taps["up_x"], up, 1, px0, cols_up)  # [cols_up, rows * c]
+            if slope != 1:
+                t = F.leaky_relu_(t, slope)
+            if clamp is not None and clamp >= 0:
+                t = t.clamp_(-clamp, clamp)
+            t = _fir_outer(t, fd, 1, down, 0, cols_out)  # [cols_out, rows * c]
+            t = t.view(cols_out, rows, c).transpose(0, 1).reshape(rows, cols_out * c)
+            t = _fir_outer(t, fd, 1, down, 0, o1 - o0)
+            oh[b, o0:o1].copy_(t.view(o1 - o0, cols_out, c))
     return out
 
 
@@ -582,7 +679,8 @@ class SynthesisLayer(nn.Module):
         styles = styles * styles.square().mean().rsqrt()  # modulated_conv2d's batch RMS (cancels exactly)
         dcoefs = (styles.square() @ prepared["sumsq"].t() + 1e-8).rsqrt()  # = sum over (i, k) of (w * s)^2
         return winograd.conv3x3(x.to(torch.float32), prepared["u"], self.conv_kernel - 1, in_scale=styles,
-                                out_scale=dcoefs * prepared["gain"], bias=bias)
+                                out_scale=dcoefs * prepared["gain"], bias=bias,
+                                scratch_output=self.up_factor > 1 or self.down_factor > 1)  # consumed below
 
     def _winograd_weight(self) -> dict:
         weight = self._prenormalized_weight()
@@ -600,13 +698,18 @@ class SynthesisLayer(nn.Module):
         factor `up` per axis), down kernels flipped (a true convolution run as torch's correlation)."""
         c = self.out_channels
         fu, fd = self.up_filter, self.down_filter
-        out = {"up_x": None, "up_y": None, "up2d": None, "down_x": None, "down_y": None, "down2d": None}
+        out = {"up_x": None, "up_y": None, "up2d": None, "down_x": None, "down_y": None, "down2d": None,
+               "up_taps": None, "down_taps": None}
         if fu is not None and fu.ndim == 2:
             out["up2d"] = fu.to(device, dtype)
         elif fu is not None:
             k = (fu.to(device, torch.float32) * self.up_factor).to(dtype)
             out["up_x"] = k.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1)
             out["up_y"] = k.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1)
+        if fu is not None and fu.ndim == 1:  # correlation taps for _fir_outer (CPU bands)
+            out["up_taps"] = (fu.to(device, torch.float32).flip([0]) * self.up_factor).to(dtype)
+        if fd is not None and fd.ndim == 1:
+            out["down_taps"] = fd.flip([0]).to(device, dtype)
         if fd is not None and fd.ndim == 2:
             out["down2d"] = fd.flip([0, 1]).to(device, dtype)[None, None].repeat(c, 1, 1, 1)
         elif fd is not None:

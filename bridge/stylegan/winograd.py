@@ -18,6 +18,7 @@ kernel is computed once per weight and cached by the caller.
 from __future__ import annotations
 
 import functools
+import threading
 from fractions import Fraction
 
 import torch
@@ -109,6 +110,34 @@ def transform_weight(weight: torch.Tensor) -> torch.Tensor:
     return u.reshape(-1, weight.shape[1], weight.shape[0]).to(torch.float32).contiguous()
 
 
+_WORKSPACE = threading.local()
+
+
+def _scratch(role: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
+    """A per-thread buffer for `role`, grown as needed and reused across calls (and layers): a fresh
+    allocation of tens of MB costs ~1.7 ms per MB in page faults on the CPU, as much as the work on it.
+    Plain allocation while torch.compile traces (Inductor plans its own buffers) and where autograd records
+    (it may save a view of the buffer for the backward pass)."""
+    if torch.compiler.is_compiling() or torch.is_grad_enabled():
+        return like.new_empty(shape)
+    numel = 1
+    for size in shape:
+        numel *= size
+    pool = getattr(_WORKSPACE, "buffers", None)
+    if pool is None:
+        pool = _WORKSPACE.buffers = {}
+    key = (role, like.device, like.dtype)
+    buffer = pool.get(key)
+    if buffer is None or buffer.numel() < numel:
+        pool[key] = buffer = like.new_empty(numel)
+    return buffer[:numel].view(shape)
+
+
+def release_workspace() -> None:
+    """Free this thread's reusable buffers (they are otherwise kept for the next frame)."""
+    _WORKSPACE.buffers = {}
+
+
 def _into(dest: torch.Tensor, op, *args) -> None:
     """dest[...] = op(*args), written in place (out=) where possible: torch.compile cannot trace out= into a
     strided view, so while it traces the result is computed and copied instead (Inductor fuses the two)."""
@@ -119,12 +148,15 @@ def _into(dest: torch.Tensor, op, *args) -> None:
 
 
 def conv3x3(x: torch.Tensor, u: torch.Tensor, padding: int, in_scale: torch.Tensor | None = None,
-            out_scale: torch.Tensor | None = None, bias: torch.Tensor | None = None) -> torch.Tensor:
+            out_scale: torch.Tensor | None = None, bias: torch.Tensor | None = None,
+            scratch_output: bool = False) -> torch.Tensor:
     """F.conv2d(x * in_scale, w, padding=padding) * out_scale + bias with u = transform_weight(w), on CPU.
 
     x: (N, C_in, H, W) float32, any memory format (read as channels_last); in_scale / out_scale: optional
     per-sample channel scales (N, C_in) / (N, C_out); bias (C_out,). Returns (N, C_out, H + 2p - 2,
     W + 2p - 2), channels_last (a view that may skip the unused end of the last row of tiles).
+    scratch_output: the result lives in this thread's reusable buffer, overwritten by the next call: only
+    for a caller that is done with it before then (a synthesis layer consuming its own convolution).
     """
     m = TILE
     t = m + 2
@@ -139,7 +171,7 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, padding: int, in_scale: torch.Tens
     at = _tensor(_AT, torch.float32, x.device)
 
     # zero-padded NHWC copy of the (style-scaled) input, sized to whole tiles: only the border is zeroed
-    xp = x.new_empty(n, hp, wp, c)
+    xp = _scratch("input", (n, hp, wp, c), x)
     lo_h, hi_h, lo_w, hi_w = padding, hp - h - padding, padding, wp - w - padding
     xp[:, :lo_h].zero_()
     xp[:, hp - hi_h:].zero_()
@@ -152,10 +184,10 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, padding: int, in_scale: torch.Tens
     else:
         interior.copy_(xh)
 
-    y = x.new_empty(n, th * m, tw * m, o)
+    y = _scratch("output", (n, th * m, tw * m, o), x) if scratch_output else x.new_empty(n, th * m, tw * m, o)
     rows = max(1, min(th, -(-STRIP_TILES // tw)))
     s0, s1 = xp.stride(0), xp.stride(1)
-    v = x.new_empty(t, t, rows, tw, c)
+    v = _scratch("tiles", (t, t, rows, tw, c), x)
     scale = None if out_scale is None else out_scale.to(x.dtype).reshape(n, 1, 1, 1, o)
     shift = None if bias is None else bias.to(x.dtype).reshape(1, 1, 1, o)
     for b in range(n):
@@ -194,4 +226,4 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, padding: int, in_scale: torch.Tens
     return y[:, :ho, :wo].permute(0, 3, 1, 2)
 
 
-__all__ = ["POINTS", "TILE", "conv3x3", "transform_weight"]
+__all__ = ["POINTS", "TILE", "conv3x3", "release_workspace", "transform_weight"]
