@@ -450,7 +450,7 @@ def _filtered_lrelu_bands_gemm(x: torch.Tensor, taps: dict, up: int, down: int, 
     cols_up = w * up + px0 + px1 - ku + 1
     rows_out = (rows_up - kd) // down + 1
     cols_out = (cols_up - kd) // down + 1
-    out = torch.empty((n, c, rows_out, cols_out), dtype=x.dtype, device=x.device, memory_format=torch.channels_last)
+    out = winograd.empty_huge((n, c, rows_out, cols_out), x, memory_format=torch.channels_last)
     band = max(MIN_BAND_ROWS, BAND_BYTES // max(1, down * cols_up * c * x.element_size()))
     xh = x.permute(0, 2, 3, 1)  # [n, h, w, c] (a view: x is channels_last)
     oh = out.permute(0, 2, 3, 1)

@@ -129,7 +129,7 @@ def _scratch(role: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
     key = (role, like.device, like.dtype)
     buffer = pool.get(key)
     if buffer is None or buffer.numel() < numel:
-        pool[key] = buffer = like.new_empty(numel)
+        pool[key] = buffer = empty_huge((numel,), like)
     return buffer[:numel].view(shape)
 
 
@@ -184,7 +184,7 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, padding: int, in_scale: torch.Tens
     else:
         interior.copy_(xh)
 
-    y = _scratch("output", (n, th * m, tw * m, o), x) if scratch_output else x.new_empty(n, th * m, tw * m, o)
+    y = _scratch("output", (n, th * m, tw * m, o), x) if scratch_output else empty_huge((n, th * m, tw * m, o), x)
     rows = max(1, min(th, -(-STRIP_TILES // tw)))
     s0, s1 = xp.stride(0), xp.stride(1)
     v = _scratch("tiles", (t, t, rows, tw, c), x)
@@ -226,4 +226,50 @@ def conv3x3(x: torch.Tensor, u: torch.Tensor, padding: int, in_scale: torch.Tens
     return y[:, :ho, :wo].permute(0, 3, 1, 2)
 
 
-__all__ = ["POINTS", "TILE", "conv3x3", "release_workspace", "transform_weight"]
+
+
+# --------------------------------------------------------------------------------- large fresh CPU tensors
+
+_HUGE = 1 << 21  # a transparent huge page on x86-64 / arm64 Linux
+_MADV_HUGEPAGE = 14
+
+
+@functools.lru_cache(maxsize=None)
+def _madvise():
+    """libc's madvise where the platform has transparent huge pages (Linux), else None."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+def empty_huge(shape, like: torch.Tensor, memory_format=torch.contiguous_format) -> torch.Tensor:
+    """torch.empty for a large CPU tensor whose pages the kernel may back with transparent huge pages.
+
+    The first write to each fresh 4 KB page costs a page fault (~7 us on the machines measured: 1.7 ms per
+    MB, more than the work on it); with MADV_HUGEPAGE the kernel faults in 2 MB at a time (~4x faster first
+    touch). A hint only: where it is refused or unavailable the tensor is the same, just slower to touch.
+    """
+    out = torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=memory_format)
+    nbytes = out.numel() * out.element_size()
+    if out.device.type != "cpu" or nbytes < 4 * _HUGE or torch.compiler.is_compiling():
+        return out
+    fn = _madvise()
+    if fn is not None:
+        start = (out.data_ptr() + _HUGE - 1) & ~(_HUGE - 1)
+        end = (out.data_ptr() + nbytes) & ~(_HUGE - 1)
+        if end > start:
+            fn(start, end - start, _MADV_HUGEPAGE)
+    return out
+
+
+__all__ = ["POINTS", "TILE", "conv3x3", "empty_huge", "release_workspace", "transform_weight"]
