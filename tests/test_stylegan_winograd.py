@@ -67,3 +67,19 @@ def test_rounding_stays_near_the_direct_convolution():
     direct = (F.conv2d(x, weight, padding=2).double() - exact).pow(2).mean().sqrt()
     wino = (winograd.conv3x3(x, winograd.transform_weight(weight), 2).double() - exact).pow(2).mean().sqrt()
     assert wino < 4 * direct, (float(wino), float(direct))
+
+
+def test_scratch_buffers_serve_inference_mode_and_no_grad_alike():
+    """A buffer made under inference_mode cannot be written outside it: each mode gets its own."""
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(1, 8, 9, 9, generator=gen)
+    u = winograd.transform_weight(torch.randn(8, 8, 3, 3, generator=gen))
+    winograd.release_workspace()
+    with torch.inference_mode():
+        a = winograd.conv3x3(x, u, 2, scratch_output=True).clone()
+    with torch.no_grad():
+        b = winograd.conv3x3(x, u, 2, scratch_output=True).clone()
+    torch.testing.assert_close(a, b, atol=0, rtol=0)
+    c = winograd.conv3x3(x.requires_grad_(), u, 2, scratch_output=True)  # autograd: fresh buffers
+    c.sum().backward()
+    assert x.grad is not None

@@ -126,7 +126,7 @@ def _scratch(role: str, shape: tuple, like: torch.Tensor) -> torch.Tensor:
     pool = getattr(_WORKSPACE, "buffers", None)
     if pool is None:
         pool = _WORKSPACE.buffers = {}
-    key = (role, like.device, like.dtype)
+    key = (role, like.device, like.dtype, torch.is_inference_mode_enabled())  # inference tensors: only there
     buffer = pool.get(key)
     if buffer is None or buffer.numel() < numel:
         pool[key] = buffer = empty_huge((numel,), like)
@@ -141,7 +141,7 @@ def release_workspace() -> None:
 def _into(dest: torch.Tensor, op, *args) -> None:
     """dest[...] = op(*args), written in place (out=) where possible: torch.compile cannot trace out= into a
     strided view, so while it traces the result is computed and copied instead (Inductor fuses the two)."""
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or torch.is_grad_enabled():  # (autograd refuses out= too)
         dest.copy_(op(*args))
     else:
         op(*args, out=dest)
