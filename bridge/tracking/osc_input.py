@@ -159,14 +159,20 @@ class OscHandTracker(HandTracker):
         return Hand(landmarks=landmarks, handedness=slot.handedness, score=slot.score)
 
 
+MAX_VALUE = 1e6  # far beyond any frame-normalised coordinate, far inside float32
+
+
 def _number(address: str, args: tuple, count: int) -> list[float]:
-    """``count`` finite numbers from ``args`` or a WrongType naming the address."""
+    """``count`` finite numbers within ±MAX_VALUE from ``args`` or a WrongType naming the address (keypoints are
+    stored as float32: a larger double would become infinity there)."""
     if len(args) != count:
         raise WrongType(address, f"expects {count} number(s), got {len(args)} argument(s)")
     out = []
     for arg in args:
         if isinstance(arg, bool) or not isinstance(arg, (int, float)) or not math.isfinite(arg):
             raise WrongType(address, f"expects numbers, got {arg!r}")
+        if abs(arg) > MAX_VALUE:
+            raise WrongType(address, f"expects numbers within ±{MAX_VALUE:g} (frame-normalised), got {arg!r}")
         out.append(float(arg))
     return out
 
