@@ -196,7 +196,6 @@ class Engine:
         self._np_latents_of: Any = None  # the latents _last_np_latents was converted from
         self._smoother = ParamSmoother()
         self._cpu_threads = 1  # torch's thread count at start(); the two heavy stages split it on CPU
-        self._synth_started: float | None = None  # when the render thread began its current frame's synthesis
         self.osc_server = None  # bridge.osc.attach sets the control server (other stages add handlers to it)
         self.osc = None  # bridge.osc.attach: the OSC parts it built (telemetry, maps, presets, tempo, OSCQuery)
         self.control_panel = None  # bridge.web.attach: the web control panel on the preview server
@@ -433,17 +432,18 @@ class Engine:
 
     def _wait_for_render_slot(self) -> None:
         """Overlapping stages: start encoding just in time for the latents to be ready when the render thread
-        finishes the frame it is synthesising (from the stages' average times), not as soon as it can.
+        finishes the frame it is synthesising (it took the last latents at ``taken_at``; a synthesis takes the
+        stages' average time), not as soon as it can. While the last latents are still in the box, first
+        wait for the render thread to take them (half a second at most).
 
         Why: latents encoded early wait in their box for the render thread, and the camera frame they came
         from ages meanwhile (measured on 2 cores: half a synthesis of lag, ~25 ms, for no extra frame). When
         the render thread is idle or the encoder is the slower stage, this returns at once.
         """
-        started = self._synth_started
-        if started is None:
+        if not self.latents_box.wait_taken(MAX_ENCODE_DELAY_S):  # the last latents are still waiting for it
             return
         ms = self.clock.snapshot()
-        render_done = started + (ms.get("map", 0.0) + ms.get("synth", 0.0)) / 1000.0
+        render_done = self.latents_box.taken_at + (ms.get("map", 0.0) + ms.get("synth", 0.0)) / 1000.0
         wait = render_done - ms.get("encode", 0.0) / 1000.0 - time.monotonic()
         if wait > 0:
             self._stop.wait(min(wait, MAX_ENCODE_DELAY_S))
@@ -584,7 +584,6 @@ class Engine:
         try:
             with _torch_turn(self.device):
                 t0 = time.perf_counter()
-                self._synth_started = time.monotonic()
                 self._apply_manipulations(snapshot, now)
                 ws = self.mixer.mix(self._last_latents, snapshot)
                 t1 = time.perf_counter()

@@ -104,6 +104,7 @@ class Latest(Generic[T]):
         self._value: T | None = None
         self._seq = 0
         self._taken = 0
+        self.taken_at = 0.0  # time.monotonic() of the last get that returned a value
         self.dropped = 0
         self.closed = False
 
@@ -127,7 +128,20 @@ class Latest(Generic[T]):
             if self._seq <= after:
                 return after, None
             self._taken = self._seq
+            self.taken_at = time.monotonic()
+            self._cond.notify_all()  # for wait_taken
             return self._seq, self._value
+
+    def wait_taken(self, timeout: float) -> bool:
+        """Wait until the newest value has been taken by a get (True), or ``timeout`` / close (False)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._seq > self._taken and not self.closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return self._seq <= self._taken
 
     def peek(self) -> T | None:
         with self._cond:

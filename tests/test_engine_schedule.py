@@ -191,24 +191,34 @@ def test_a_camera_of_unknown_rate_is_not_waited_for(generator, encoder):
 
 
 def test_overlapping_encode_starts_just_in_time_for_the_render_thread(generator, encoder, monkeypatch):
-    """Synthesis takes 100 ms and encoding 20 ms: 10 ms into a synthesis the encoder waits ~70 ms, so its
-    latents (and their camera frame) are fresh when the render thread is free; an idle render thread or a
-    slower encoder means no wait, and a wild estimate waits half a second at most."""
+    """Synthesis takes 100 ms and encoding 20 ms: 10 ms after the render thread took the last latents the
+    encoder waits ~70 ms, so its latents (and their camera frame) are fresh when the render thread is free.
+    While the last latents are still in the box it first waits for them to be taken; an idle render thread or
+    a slower encoder means no wait, and a wild estimate waits half a second at most."""
     engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0),
                     schedule="overlap")
     waits: list[float] = []
     monkeypatch.setattr(engine._stop, "wait", lambda seconds: waits.append(seconds))
     engine.clock.add("synth", 100.0)
     engine.clock.add("encode", 20.0)
-    engine._synth_started = time.monotonic() - 0.010
+    box = engine.latents_box
+    box.put("latents 1")
+    box.get(0)
+    box.taken_at = time.monotonic() - 0.010
     engine._wait_for_render_slot()
     assert len(waits) == 1 and 0.06 < waits[0] <= 0.07
-    engine._synth_started = time.monotonic() - 0.2  # render thread idle since
+    box.taken_at = time.monotonic() - 0.2  # render thread idle since
     engine._wait_for_render_slot()
     engine.clock.ms["encode"] = 150.0  # the encoder is the slow stage
-    engine._synth_started = time.monotonic()
+    box.taken_at = time.monotonic()
     engine._wait_for_render_slot()
     assert len(waits) == 1
+    engine.clock.ms.update(encode=20.0, synth=100.0)
+    box.put("latents 2")  # not taken yet: the render thread is still on its frame
+    taker = threading.Timer(0.05, lambda: box.get(1))
+    taker.start()
+    engine._wait_for_render_slot()
+    assert box.taken_at > 0 and len(waits) == 2 and 0.07 < waits[1] <= 0.08  # timed from the take, not before it
     engine.clock.ms.update(encode=1.0, synth=5000.0)
     engine._wait_for_render_slot()
     assert waits[-1] == 0.5
