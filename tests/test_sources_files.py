@@ -45,6 +45,29 @@ def test_pattern_source_paces_frames():
         make_source("pattern:what")
 
 
+def test_a_self_paced_source_keeps_a_camera_clock():
+    """Frames are captured every 1/fps whether read or not: a slow reader gets the newest one (up to a period
+    old, the ones between are gone), a fast reader waits for each; capture times stay on the clock."""
+    from bridge.sources.base import FramePacer
+
+    pacer = FramePacer(50.0)  # a frame every 20 ms
+    start = pacer._t0
+    assert pacer.wait(0.1)
+    times = [pacer.mark()]
+    for _ in range(3):  # fast reader: waits for the next frame each time
+        assert pacer.wait(0.1)
+        times.append(pacer.mark())
+    steps = [round((b - a) * 50.0, 6) for a, b in zip(times, times[1:])]
+    assert steps == [1.0, 1.0, 1.0] and all(round((t - start) * 50.0, 6) % 1 == 0 for t in times)
+    time.sleep(0.075)  # slow reader: 3.75 periods later
+    assert pacer.wait(0.0)  # a newer frame is already there
+    late = pacer.mark()
+    age = time.monotonic() - late
+    assert 0 <= age < 0.02 + 0.01 and round((late - times[-1]) * 50.0, 6) >= 3
+    if late + 0.02 - time.monotonic() > 0.005:  # the next frame is not about to come
+        assert not pacer.wait(0.001)  # nothing newer yet: the timeout is honoured
+
+
 def test_to_rgb_converts_bgr_grey_and_bgra_once():
     bgr = np.zeros((4, 4, 3), np.uint8)
     bgr[..., 0] = 200  # blue in BGR

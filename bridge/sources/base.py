@@ -9,6 +9,7 @@ with backoff and say so in ``status``.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -30,35 +31,45 @@ class SourceUnavailable(RuntimeError):
 
 
 class FramePacer:
-    """Keeps a self-paced source (pattern, video file, slideshow) at ``fps`` the way a camera would.
+    """A self-paced source's (pattern, slideshow) camera clock: frames are captured at ``fps`` on a fixed clock,
+    whether anyone reads them or not, and a read gets the newest one, as from a camera with a one-frame buffer.
 
-    ``wait`` sleeps until the next frame is due, but never longer than the caller's timeout; ``mark`` books
-    the frame just taken. After a stall the schedule restarts from now instead of bursting to catch up: the
-    engine wants the newest frame, not a backlog.
+    ``wait`` sleeps until a frame newer than the last one read exists (never longer than the caller's
+    timeout); ``mark`` takes it and returns its capture time. A reader slower than the camera therefore gets
+    frames up to one period old (what it missed is gone), and one faster than the camera waits for each: so a
+    latency measured from the capture time means the same as with a real camera, for the engine's capture
+    thread and for a loop that reads only when it is ready alike.
     """
 
     def __init__(self, fps: float) -> None:
         self.fps = float(fps)
-        self._next = time.monotonic()
+        self._t0 = time.monotonic()
+        self._last = -1  # the number of the last frame read on the clock
 
     def restart(self) -> None:
-        self._next = time.monotonic()
+        self._t0 = time.monotonic()
+        self._last = -1
+
+    def _newest(self, now: float) -> int:
+        return math.floor((now - self._t0) * self.fps)
 
     def wait(self, timeout: float) -> bool:
-        """True once the next frame is due; False if it is more than ``timeout`` away (after sleeping that)."""
-        wait = self._next - time.monotonic()
+        """True once a frame newer than the last one read exists; False if it is more than ``timeout`` away
+        (after sleeping that)."""
+        now = time.monotonic()
+        if self._newest(now) > self._last:
+            return True
+        wait = self._t0 + (self._last + 1) / self.fps - now
         if wait > timeout:
             time.sleep(timeout)
             return False
-        if wait > 0:
-            time.sleep(wait)
+        time.sleep(max(0.0, wait))
         return True
 
     def mark(self) -> float:
-        """Book a frame taken now and return its time."""
-        now = time.monotonic()
-        self._next = max(self._next + 1.0 / self.fps, now - 1.0 / self.fps)
-        return now
+        """Take the newest frame captured by now and return its capture time."""
+        self._last = max(self._newest(time.monotonic()), self._last + 1)
+        return self._t0 + self._last / self.fps
 
 
 class Backoff:
