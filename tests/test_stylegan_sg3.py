@@ -374,3 +374,23 @@ def test_cuda_fast_path_equals_plain_within_fp16_tolerance(model):
     assert fast.dtype == torch.float32
     assert psnr(plain.cpu().numpy(), reference.numpy()) > 90  # CUDA fp32 == CPU fp32 up to rounding
     assert psnr(fast.cpu().numpy(), plain.cpu().numpy()) > 50  # fp16 rounding only
+
+
+def test_fir_outer_equals_zero_insertion_and_correlation(monkeypatch):
+    """The block-banded products of the CPU bands against the definition, over random geometries (crop and
+    padding, partial last blocks, column chunks)."""
+    monkeypatch.setattr(sg3, "GEMM_COLUMNS", 2)
+    gen = torch.Generator().manual_seed(4)
+    for trial in range(120):
+        up, down = [(1, 2), (2, 1), (4, 1), (1, 1)][trial % 4]
+        k = [1, 6, 12, 24][trial // 4 % 4]
+        length, lo = 1 + trial % 17, trial % 19 - 8
+        out_len = 1 + (trial * 7) % 37
+        x = torch.randn(length, 5, generator=gen, dtype=torch.float64)
+        taps = torch.randn(k, generator=gen, dtype=torch.float64)
+        z = torch.zeros(max(0, lo) + length * up + down * out_len + k + 8, 5, dtype=torch.float64)
+        z[max(0, lo):max(0, lo) + length * up:up] = x
+        z = z[max(0, -lo):]
+        want = torch.stack([(taps[:, None] * z[down * i:down * i + k]).sum(0) for i in range(out_len)])
+        got = sg3._fir_outer(x, taps, up, down, lo, out_len)
+        torch.testing.assert_close(got, want, atol=1e-12, rtol=0, msg=f"{(length, up, down, k, lo, out_len)}")

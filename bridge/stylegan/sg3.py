@@ -385,6 +385,7 @@ def _filtered_lrelu_bands(x: torch.Tensor, filters: dict, up: int, down: int, pa
 
 
 GEMM_BLOCK = 16  # outputs per block of _fir_outer's block-banded matrix products
+GEMM_COLUMNS = 4096  # columns per product in _fir_outer (cache-sized pieces of long rows)
 
 
 def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int, out_len: int) -> torch.Tensor:
@@ -399,22 +400,22 @@ def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int,
     """
     length, n = x.shape
     k = taps.shape[0]
-    block = GEMM_BLOCK
+    block = max(1, min(GEMM_BLOCK, out_len))
     while (down * block) % up:
         block += 1
     step = down * block // up
-    first = _ceil_div(-lo, up)  # first input row block 0 can touch
-    last0 = (down * (block - 1) + k - 1 - lo) // up  # last input row block 0 can touch
-    span = last0 - first + 1
+    first = _ceil_div(-lo, up)  # first input row block 0 touches
+    span = (down * (block - 1) + k - 1 - lo) // up - first + 1  # input rows one block touches
     rows = torch.arange(block, device=x.device).reshape(-1, 1)
     cols = torch.arange(span, device=x.device).reshape(1, -1)
     index = up * (first + cols) + lo - down * rows  # tap of input row first + col for output row
     valid = (index >= 0) & (index < k)
     band = torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), dtype=x.dtype, device=x.device))
-    blocks = -(-out_len // block)
-    need = first + (blocks - 1) * step + span  # one past the last input row any block reads
-    front, back = max(0, -first), max(0, need - length)
-    if front or back or first > 0:
+    # Zero rows only where a wanted output reads beyond x (the padding of an upsampling); a last, partial
+    # block runs as its own smaller product instead of reading past the end.
+    last = (down * (out_len - 1) + k - 1 - lo) // up  # last input row any wanted output touches
+    front, back = max(0, -first), max(0, last + 1 - length)
+    if front or back:
         padded = x.new_empty(front + length + back, n)
         if front:
             padded[:front].zero_()
@@ -427,9 +428,20 @@ def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int,
     if x.stride(1) != 1:
         x = x.contiguous()
     row = x.stride(0)  # a view of whole rows may skip columns between them
-    windows = x.as_strided((blocks, span, n), (step * row, row, 1), x.storage_offset() + start * row)
-    out = torch.matmul(band, windows)  # [blocks, block, n]
-    return out.reshape(blocks * block, n)[:out_len]
+    full, rest = divmod(out_len, block)
+    out = winograd.empty_huge((out_len, n), x)
+    if full:
+        windows = x.as_strided((full, span, n), (step * row, row, 1), x.storage_offset() + start * row)
+        main = out[:full * block].view(full, block, n)
+        wide = band.expand(full, block, span)
+        # column chunks keep each product's inputs in the core's cache (~1.7x faster than one product)
+        for j in range(0, n, GEMM_COLUMNS):
+            torch.bmm(wide, windows[:, :, j:j + GEMM_COLUMNS], out=main[:, :, j:j + GEMM_COLUMNS])
+    if rest:
+        begin = start + full * step
+        tail = last - (first + full * step) + 1
+        torch.mm(band[:rest, :tail], x[begin:begin + tail], out=out[full * block:])
+    return out
 
 
 def _ceil_div(a: int, b: int) -> int:
