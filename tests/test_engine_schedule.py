@@ -155,15 +155,15 @@ def _count_waits(engine: Engine) -> list:
 def test_a_fresh_camera_frame_is_taken_at_once(generator, encoder):
     engine = _engine_seeing_a_30fps_camera(generator, encoder)
     gets = _count_waits(engine)
-    engine.frames_box.put(_frame(1, age_s=0.002))
+    engine.frames_box.put(_frame(1, age_s=0.020))  # 0.6 of a period: taken as it is
     seq, frame = engine._take_frame(0, timeout=0.02)
     assert frame.index == 1 and gets == [0.02]  # one look, no wait for a next frame
 
 
 def test_a_stale_camera_frame_gives_way_to_the_next_one_due(generator, encoder):
-    """A frame 20 ms old from a 30 fps camera: the next one is due in ~13 ms, and it is the one encoded."""
+    """A frame 28 ms old from a 30 fps camera: the next one is due in ~5 ms, and it is the one encoded."""
     engine = _engine_seeing_a_30fps_camera(generator, encoder)
-    engine.frames_box.put(_frame(1, age_s=0.020))
+    engine.frames_box.put(_frame(1, age_s=0.028))
     timer = threading.Timer(0.010, lambda: engine.frames_box.put(_frame(2, age_s=0.0)))
     timer.start()
     try:
@@ -177,7 +177,7 @@ def test_a_stalled_camera_costs_one_period_at_most(generator, encoder):
     """No next frame comes: after the wait (under a camera period) the older frame is used, not dropped."""
     engine = _engine_seeing_a_30fps_camera(generator, encoder)
     gets = _count_waits(engine)
-    engine.frames_box.put(_frame(1, age_s=0.020))
+    engine.frames_box.put(_frame(1, age_s=0.028))
     seq, frame = engine._take_frame(0, timeout=0.02)
     assert frame.index == 1 and seq == 1
     assert len(gets) == 2 and 0.005 < gets[1] < 1 / 30  # waited for the next frame, less than a period
@@ -186,7 +186,7 @@ def test_a_stalled_camera_costs_one_period_at_most(generator, encoder):
 def test_a_camera_of_unknown_rate_is_not_waited_for(generator, encoder):
     engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0))
     gets = _count_waits(engine)
-    engine.frames_box.put(_frame(1, age_s=0.020))  # no capture rate known yet: nothing to wait for
+    engine.frames_box.put(_frame(1, age_s=0.028))  # no capture rate known yet: nothing to wait for
     assert engine._take_frame(0, timeout=0.02)[1].index == 1 and gets == [0.02]
 
 
