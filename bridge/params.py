@@ -387,7 +387,7 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("encoder_runtime", "enum", "auto",
        "What runs the encoder backbone's forward: torch, or onnxruntime (CPU only: exported once into the cache "
-       "and checked against torch; ~4x faster for the depthwise networks here); auto = onnxruntime for "
+       "and checked against torch; 2-2.6x faster for the depthwise networks here); auto = onnxruntime for "
        "efficientnet_b0 and mobilenet_v3_large on the CPU when it is installed, else torch.",
        choices=("auto", "torch", "onnxruntime"), group="startup", live=False, telemetry=False),
     # ---- hands / manipulations -------------------------------------------------------------------

@@ -2,8 +2,11 @@
 
 Why: the depthwise networks (EfficientNet-B0, MobileNetV3) are dozens of small layers, and at batch 1 on a
 CPU eager torch spends most of each frame around the arithmetic, not in it. ONNX Runtime runs the same graph
-with fused, pre-packed NHWC kernels: measured on the 2-core project machine, the demo encoder's backbone
-(EfficientNet-B0 to stage6 at 128x96) took 4.4 ms there against 17 ms in torch (BENCHMARKS.md, issue 16).
+with fused, pre-packed NHWC kernels: measured on the 2-core project machine, the demo encoder's whole encode
+(EfficientNet-B0 to stage6 at 128x96) took 9.4 ms with it against 20.8 ms in torch, 2 threads, side by side
+(2.2-2.6x for the three cases of ``vrbridge bench encoder``; BENCHMARKS.md, issue 16). Its pool does not
+spin, so it also degrades gently when other programs take the cores, where torch's OpenMP threads wait for
+each other (on a loaded machine: 47 against 204 ms).
 
 How: the frozen backbone (BatchNorm already folded) is exported once with torch's TorchScript-based ONNX
 exporter (seconds, no onnxscript needed) into the cache folder, keyed by a hash of its weights, taps and
