@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from bridge.stylegan import ops, sg2_cpu
 from bridge.stylegan.generator import Generator
 from bridge.stylegan.loader import load_network
-from stylegan_cases import ROOT, assert_case_ok, case_ids, load_cases, psnr, run_case
+from stylegan_cases import ROOT, assert_case_ok, case_ids, load_cases, psnr, run_case_fast
 
 CL = torch.channels_last
 SG2_CASES = [case for case in load_cases() if case["arch"] == "stylegan2"]
@@ -45,7 +45,7 @@ def test_upconv_phases_then_blur_equal_conv2d_resample(channels_last, kernel, mo
     x, weight, f = _rand(1, 5, 6, 7), _rand(4, 5, kernel, kernel, seed=1), torch.rand(4, 4) + 0.1
     padding = kernel // 2
     ref = ops.conv2d_resample(x, weight, f=f, up=2, padding=padding, flip_weight=False)
-    fw, fh = 4, 4  # the blur's padding as SynthesisLayer._up_blur_padding computes it
+    fw = 4  # the blur's width; its padding as SynthesisLayer._up_blur_padding computes it
     pad = padding + (fw + 1) // 2 - (kernel - 1)
     assert pad == padding + (fw - 2) // 2 - (kernel - 2)
     buf = sg2_cpu.upconv_phases(x, sg2_cpu.phase_kernels(weight), kernel, kernel, pad, sg2_cpu.Scratch())
@@ -123,11 +123,7 @@ def _ws(generator: Generator, seed: int, n: int = 1) -> torch.Tensor:
 @pytest.mark.parametrize("case", SG2_CASES, ids=case_ids(SG2_CASES))
 def test_fast_path_matches_nvidia_fixture_cases(sg2_tiny, case):
     """NVIDIA's reference cases (edited filters, noise modes, const overrides) through the fast path."""
-    sg2_tiny.set_fast(True)
-    try:
-        result = run_case(sg2_tiny, case)
-    finally:
-        sg2_tiny.set_fast(False)
+    result = run_case_fast(sg2_tiny, case)
     assert_case_ok(result, case)
     assert result["psnr"] >= 100, result["psnr"]
 

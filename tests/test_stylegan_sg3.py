@@ -14,7 +14,7 @@ from bridge.stylegan import Generator, load_network, read_snapshot, sg3
 from bridge.stylegan.sg3 import (SynthesisLayer, SynthesisNetwork, filtered_lrelu_fast, filtered_lrelu_reference,
                                  synthesis_layout)
 from conftest import STYLEGAN_FIXTURES
-from stylegan_cases import assert_case_ok, case_ids, load_cases, load_manifest, psnr, run_case
+from stylegan_cases import assert_case_ok, case_ids, load_cases, load_manifest, psnr, run_case, run_case_fast
 
 SG3_CASES = [c for c in load_cases() if c["arch"] == "stylegan3"]
 SG3_MODELS = ("sg3t_tiny", "sg3r_tiny")
@@ -60,11 +60,7 @@ def test_plain_path_matches_nvidia(networks, case):
 def test_fast_path_on_cpu_matches_nvidia_too(networks, case):
     """On CPU the fast path stays float32: polyphase/strided resampling must give the same numbers."""
     generator = networks[case["model"]]
-    generator.set_fast(True)
-    try:
-        result = run_case(generator, case)
-    finally:
-        generator.set_fast(False)
+    result = run_case_fast(generator, case)
     assert_case_ok(result, case)
     assert np.max(np.abs(result["img"] - result["img_ref"])) < 1e-4
 
@@ -302,11 +298,7 @@ def test_fast_path_with_winograd_and_small_bands_matches_nvidia(monkeypatch, net
     monkeypatch.setattr(sg3, "BAND_BYTES", 0)
     monkeypatch.setattr(sg3, "MIN_BAND_ROWS", 3)
     generator = networks[case["model"]]
-    generator.set_fast(True)
-    try:
-        result = run_case(generator, case)
-    finally:
-        generator.set_fast(False)
+    result = run_case_fast(generator, case)
     assert_case_ok(result, case)
     assert np.max(np.abs(result["img"] - result["img_ref"])) < 1e-4
 

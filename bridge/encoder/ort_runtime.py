@@ -114,9 +114,10 @@ def choose_runner(backbone: Backbone, size: tuple[int, int], device: torch.devic
 
 def _ort_runner(backbone: Backbone, size: tuple[int, int]) -> OrtBackboneRunner:
     try:
-        import onnxruntime  # noqa: F401 - only whether it is there
+        import onnxruntime
     except ImportError:
         raise OrtUnavailable("onnxruntime is not installed (pip install onnxruntime: a faster CPU encoder)") from None
+    del onnxruntime  # only whether it is there: the runner imports it where it builds the session
     probe = torch.randn(1, 3, size[1], size[0], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         reference = backbone(probe.contiguous(memory_format=torch.channels_last))
