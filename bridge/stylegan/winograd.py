@@ -22,7 +22,6 @@ import threading
 from fractions import Fraction
 
 import torch
-import torch.nn.functional as F
 
 TILE = 4  # output tile (m); input tile is TILE + 2
 POINTS = (Fraction(0), Fraction(1), Fraction(-1), Fraction(1, 2), Fraction(-2))
