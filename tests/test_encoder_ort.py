@@ -104,3 +104,14 @@ def test_overlapping_stages_give_onnxruntime_half_the_cpu(cache):
     assert enc.runner.threads == 1
     x = torch.zeros(1, 3, SIZE[1], SIZE[0])
     assert set(enc.runner(x)) == {"stage6"}  # the rebuilt session runs
+
+
+def test_an_unusable_cache_folder_keeps_torch_in_one_line(tmp_path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would be")
+    monkeypatch.setenv("VRBRIDGE_CACHE", str(blocker))
+    enc = build_encoder(z_dim=64, demo=True, encode_size=SIZE)  # auto: the engine still starts, on torch
+    assert enc.runner is enc.backbone and "no cache folder" in enc.runs_on
+    with pytest.raises(EncoderError, match="no cache folder") as info:
+        build_encoder(z_dim=64, demo=True, encode_size=SIZE, runtime="onnxruntime")
+    assert "\n" not in str(info.value)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -140,11 +141,15 @@ def _exported(backbone: Backbone, names: tuple[str, ...], probe: torch.Tensor) -
     so a crash mid-export never leaves a half file under the real name)."""
     from bridge.startup import cache_dir
 
-    path = cache_dir() / "encoders" / f"{backbone.name}-{_key(backbone, names, probe.shape)}.onnx"
+    try:
+        folder = cache_dir() / "encoders"
+        folder.mkdir(parents=True, exist_ok=True)
+    except (OSError, RuntimeError) as exc:  # read-only home, a file in the way, no home at all
+        raise OrtUnavailable(f"no cache folder for the exported backbone ({exc})") from None
+    path = folder / f"{backbone.name}-{_key(backbone, names, probe.shape)}.onnx"
     if path.is_file():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".part")
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.part")  # two starts at once each write their own
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes are not for the user
