@@ -12,8 +12,8 @@ two heavy stages; how they share the device is the ``schedule`` (decided by :fun
   On a CPU with few cores two stages at once only slow each other down (measured: more latency, no more
   frames), and on MPS torch must not run from two threads at once. Capture still runs on its own, so the
   output never waits for the camera; it waits for one encode at most.
-Either way the stage that encodes takes the newest camera frame, or waits for the next one when the newest has
-aged past three quarters of a camera period (:meth:`Engine._take_frame`): a short wait for much less lag.
+Either way the stage that encodes takes the newest camera frame at once. (Waiting for the next one when the
+newest had aged was measured and dropped: on the demo it cost 7-12 % of the frames for 3-10 ms less lag.)
 
 The render thread is the heart of the show and must never stop publishing:
 * it takes ONE parameter snapshot per frame (smoothed for the rows that ask for it), lets the render-thread
@@ -51,8 +51,6 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_S = 0.5  # re-publish the last frame this often when nothing changed
 POLL_S = 0.02  # how often the render thread looks for a parameter / keypoint change
-FRESH_FRACTION = 0.75  # a camera frame older than this part of a camera period: wait for the next (see _take_frame)
-MAX_FRAME_WAIT_S = 0.1  # never wait for a camera slower than 10 fps: take what is there
 MAX_ENCODE_DELAY_S = 0.5  # the longest the encode thread holds back for the render thread (see _wait_for_render_slot)
 
 
@@ -405,7 +403,7 @@ class Engine:
         seq = 0
         while not self._stop.is_set():
             self._wait_for_render_slot()
-            seq, frame = self._take_frame(seq, timeout=0.1)
+            seq, frame = self.frames_box.get(seq, timeout=0.1)
             if frame is None:
                 continue
             latents = self._encode(frame)
@@ -447,35 +445,12 @@ class Engine:
         if wait > 0:
             self._stop.wait(min(wait, MAX_ENCODE_DELAY_S))
 
-    def _take_frame(self, seq: int, timeout: float) -> tuple[int, Frame | None]:
-        """The camera frame to encode next: the newest one, unless it has aged past FRESH_FRACTION of a camera
-        period; then the next one, which is due within the period (waiting at most that long).
-
-        Why: when a frame takes longer to render than the camera takes to deliver one, the newest frame is
-        already up to a period old when the stage gets to it, and that age is added to the performer's lag.
-        Waiting for the next frame cuts the lag but costs frame rate. Past three quarters of a period the wait
-        (under a quarter period) is less than a third of the lag it removes, and such frames are a quarter of
-        all: measured on the demo (BENCHMARKS.md, issue 16), waiting past half a period cut the p50 lag by
-        10 ms but cost 10 % of the frames; past three quarters keeps most of the cut for a few % of frames.
-        A camera that stalls costs one period at most: then the older frame is used.
-        """
-        seq, frame = self.frames_box.get(seq, timeout=timeout)
-        if frame is None:
-            return seq, None
-        period = 1.0 / max(self.capture_clock.fps(), 1.0)
-        age = time.monotonic() - frame.t_capture
-        if FRESH_FRACTION * period < age < period <= MAX_FRAME_WAIT_S:
-            newer_seq, newer = self.frames_box.get(seq, timeout=period - age + FRESH_FRACTION * period)
-            if newer is not None:
-                return newer_seq, newer
-        return seq, frame
-
     def _next_latents(self, seq: int) -> tuple[int, tuple[Frame, dict] | None]:
         """The render thread's input: the encode thread's newest latents (overlap), or the newest camera
         frame encoded right here (serial)."""
         if self.schedule == "overlap":
             return self.latents_box.get(seq, timeout=POLL_S)
-        seq, frame = self._take_frame(seq, timeout=POLL_S)
+        seq, frame = self.frames_box.get(seq, timeout=POLL_S)
         latents = self._encode(frame) if frame is not None else None
         return seq, (frame, latents) if latents is not None else None
 

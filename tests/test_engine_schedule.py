@@ -127,69 +127,6 @@ def test_serial_schedule_keeps_publishing_past_a_slow_encoder(generator, encoder
     assert len(times) >= 4 and max(gaps) < 1.2, gaps  # new camera frames keep arriving, about every 0.3 s
 
 
-def _engine_seeing_a_30fps_camera(generator, encoder) -> Engine:
-    """An engine (not started) whose capture clock has seen a camera deliver 30 frames a second."""
-    engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0),
-                    schedule="serial")
-    now = time.monotonic()
-    for i in range(30):
-        engine.capture_clock.tick(now - 1.0 + i / 30.0)
-    return engine
-
-
-def _frame(index: int, age_s: float):
-    import numpy as np
-
-    from bridge.frames import Frame
-
-    return Frame(rgb=np.zeros((4, 4, 3), np.uint8), index=index, t_capture=time.monotonic() - age_s)
-
-
-def _count_waits(engine: Engine) -> list:
-    """Record every wait on the engine's frame box (the policy's second get is its wait for the next frame)."""
-    calls, get = [], engine.frames_box.get
-    engine.frames_box.get = lambda after=0, timeout=None: calls.append(timeout) or get(after, timeout)
-    return calls
-
-
-def test_a_fresh_camera_frame_is_taken_at_once(generator, encoder):
-    engine = _engine_seeing_a_30fps_camera(generator, encoder)
-    gets = _count_waits(engine)
-    engine.frames_box.put(_frame(1, age_s=0.020))  # 0.6 of a period: taken as it is
-    seq, frame = engine._take_frame(0, timeout=0.02)
-    assert frame.index == 1 and gets == [0.02]  # one look, no wait for a next frame
-
-
-def test_a_stale_camera_frame_gives_way_to_the_next_one_due(generator, encoder):
-    """A frame 28 ms old from a 30 fps camera: the next one is due in ~5 ms, and it is the one encoded."""
-    engine = _engine_seeing_a_30fps_camera(generator, encoder)
-    engine.frames_box.put(_frame(1, age_s=0.028))
-    timer = threading.Timer(0.010, lambda: engine.frames_box.put(_frame(2, age_s=0.0)))
-    timer.start()
-    try:
-        seq, frame = engine._take_frame(0, timeout=0.02)
-    finally:
-        timer.cancel()
-    assert frame.index == 2 and seq == 2
-
-
-def test_a_stalled_camera_costs_one_period_at_most(generator, encoder):
-    """No next frame comes: after the wait (under a camera period) the older frame is used, not dropped."""
-    engine = _engine_seeing_a_30fps_camera(generator, encoder)
-    gets = _count_waits(engine)
-    engine.frames_box.put(_frame(1, age_s=0.028))
-    seq, frame = engine._take_frame(0, timeout=0.02)
-    assert frame.index == 1 and seq == 1
-    assert len(gets) == 2 and 0.005 < gets[1] < 1 / 30  # waited for the next frame, less than a period
-
-
-def test_a_camera_of_unknown_rate_is_not_waited_for(generator, encoder):
-    engine = Engine(ParamStore(), generator, encoder, make_source("pattern", size=(96, 72), fps=30.0))
-    gets = _count_waits(engine)
-    engine.frames_box.put(_frame(1, age_s=0.028))  # no capture rate known yet: nothing to wait for
-    assert engine._take_frame(0, timeout=0.02)[1].index == 1 and gets == [0.02]
-
-
 def test_overlapping_encode_starts_just_in_time_for_the_render_thread(generator, encoder, monkeypatch):
     """Synthesis takes 100 ms and encoding 20 ms: 10 ms after the render thread took the last latents the
     encoder waits ~70 ms, so its latents (and their camera frame) are fresh when the render thread is free.
