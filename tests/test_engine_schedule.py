@@ -15,24 +15,10 @@ from bridge.sources import make_source
 from bridge.startup import StartupError, build_engine
 import conftest
 from conftest import STYLEGAN_FIXTURES
-from test_engine_core import CollectSink
+from test_engine_core import CollectSink, encoder, generator  # noqa: F401 - the sg2_tiny fixtures
 
 QUIET = {"osc_in": "off", "osc_out": [], "oscquery": "off", "preview": "off", "demo_encoder": True,
          "encoder_size": "64x48", "device": "cpu"}
-
-
-@pytest.fixture(scope="module")
-def generator():
-    from bridge.stylegan import load_network
-
-    return load_network(str(STYLEGAN_FIXTURES / "sg2_tiny.pkl")).eval().requires_grad_(False)
-
-
-@pytest.fixture(scope="module")
-def encoder(generator):
-    from bridge.encoder import build_encoder
-
-    return build_encoder(z_dim=generator.z_dim, demo=True, encode_size=(64, 48))
 
 
 @pytest.mark.parametrize("model, fast", [("sg3t_tiny", True), ("sg2_tiny", True)])

@@ -133,6 +133,13 @@ def test_busy_port_is_a_clear_error(preview):
         make_sink("preview:localhost:http")
 
 
+def _headless_chromium(chromium: str, tmp_path, *extra: str) -> list[str]:
+    """A headless chromium command line with its own profile and no background traffic, plus ``extra``."""
+    return [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--no-first-run", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", *extra]
+
+
 def test_stream_in_headless_chromium(preview, tmp_path):
     chromium = require_tool("chromium")
     stop = threading.Event()
@@ -146,9 +153,7 @@ def test_stream_in_headless_chromium(preview, tmp_path):
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--no-first-run", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1000,700"]
+    flags = _headless_chromium(chromium, tmp_path, "--window-size=1000,700")
     try:
         dom = subprocess.run(flags + ["--dump-dom", preview.url], capture_output=True, text=True, timeout=60)
         shot = tmp_path / "shot.png"
@@ -187,9 +192,7 @@ def test_captions_follow_the_engines_sizes_not_the_first_picture(tmp_path):
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    flags = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--no-first-run", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000"]
+    flags = _headless_chromium(chromium, tmp_path, "--virtual-time-budget=3000")
     try:
         time.sleep(1.0)
         dom = subprocess.run(flags + ["--dump-dom", sink.url], capture_output=True, text=True, timeout=60).stdout
