@@ -215,15 +215,10 @@ def _onnx_generator(settings: Mapping[str, Any], steps, progress: bool):
 
 def _exported_copy(settings: Mapping[str, Any], steps, progress: bool) -> Path:
     """The ONNX export of the network (or the demo) in the cache, written on first use."""
-    import hashlib
-
     from bridge.onnx_backend import MAPPING_FILE, SYNTHESIS_FILE, export_onnx
 
     generator, _ = _torch_generator(settings, steps, progress)
-    key = hashlib.sha256(json.dumps(generator.config, sort_keys=True).encode())
-    for tensor in generator.state_dict().values():
-        key.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    folder = cache_dir() / "onnx" / key.hexdigest()[:16]
+    folder = cache_dir() / "onnx" / cache_key(generator, json.dumps(generator.config, sort_keys=True))
     if not ((folder / MAPPING_FILE).is_file() and (folder / SYNTHESIS_FILE).is_file()):
         steps.set_postfix_str(f"exporting to ONNX in {folder} (once)")
         export_onnx(generator, folder, progress=lambda *_: None)
@@ -233,6 +228,17 @@ def _exported_copy(settings: Mapping[str, Any], steps, progress: bool) -> Path:
 def cache_dir() -> Path:
     """Where compiled and exported artefacts are kept between starts (VRBRIDGE_CACHE or ~/.cache/vrbridge)."""
     return Path(os.environ.get("VRBRIDGE_CACHE") or Path.home() / ".cache" / "vrbridge")
+
+
+def cache_key(module, header: str) -> str:
+    """16 hex digits naming a cached artefact of ``module``: the sha256 of ``header`` (what else the artefact
+    depends on) and of every tensor of the module's state, so new weights never meet an old export."""
+    import hashlib
+
+    digest = hashlib.sha256(header.encode())
+    for tensor in module.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def compile_synthesis(generator) -> None:

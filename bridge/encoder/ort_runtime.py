@@ -16,7 +16,6 @@ preprocessing, reduction, standardisation and smoothing stay in torch, so the la
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -123,8 +122,10 @@ def _ort_runner(backbone: Backbone, size: tuple[int, int]) -> OrtBackboneRunner:
     with torch.no_grad():
         reference = backbone(probe.contiguous(memory_format=torch.channels_last))
     names = tuple(reference)
-    for attempt in range(2):  # a cached file that does not load or does not match is exported again, once
-        path = _exported(backbone, names, probe)
+    path = _cache_path(backbone, names, probe.shape)
+    for _ in range(2):  # a cached file that does not load or does not match is exported again, once
+        if not path.is_file():
+            _export(backbone, names, probe, path)
         try:
             runner = OrtBackboneRunner(path, names, torch.get_num_threads())
             _check_match(reference, runner(probe))
@@ -136,19 +137,22 @@ def _ort_runner(backbone: Backbone, size: tuple[int, int]) -> OrtBackboneRunner:
     raise problem
 
 
-def _exported(backbone: Backbone, names: tuple[str, ...], probe: torch.Tensor) -> Path:
-    """The backbone's ONNX file in the cache, exported on first use (written to a temporary name, then renamed,
-    so a crash mid-export never leaves a half file under the real name)."""
-    from bridge.startup import cache_dir
+def _cache_path(backbone: Backbone, names: tuple[str, ...], shape: torch.Size) -> Path:
+    """Where the backbone's ONNX file lives in the cache, named by what the graph depends on: weights, taps,
+    input size and torch's exporter."""
+    from bridge.startup import cache_dir, cache_key
 
     try:
         folder = cache_dir() / "encoders"
         folder.mkdir(parents=True, exist_ok=True)
     except (OSError, RuntimeError) as exc:  # read-only home, a file in the way, no home at all
         raise OrtUnavailable(f"no cache folder for the exported backbone ({exc})") from None
-    path = folder / f"{backbone.name}-{_key(backbone, names, probe.shape)}.onnx"
-    if path.is_file():
-        return path
+    return folder / f"{backbone.name}-{cache_key(backbone, f'{names}|{tuple(shape)}|{torch.__version__}')}.onnx"
+
+
+def _export(backbone: Backbone, names: tuple[str, ...], probe: torch.Tensor, path: Path) -> None:
+    """Export the backbone to ``path``, written under a temporary name and then renamed, so a crash mid-export
+    never leaves a half file under the real name."""
     partial = path.with_name(f"{path.stem}.{os.getpid()}.part")  # two starts at once each write their own
     try:
         with warnings.catch_warnings(), torch.no_grad():
@@ -159,16 +163,6 @@ def _exported(backbone: Backbone, names: tuple[str, ...], probe: torch.Tensor) -
     except Exception as exc:  # noqa: BLE001 - any exporter failure means: stay on torch
         partial.unlink(missing_ok=True)
         raise OrtUnavailable(f"the backbone did not export to ONNX ({type(exc).__name__}: {exc})") from None
-    return path
-
-
-def _key(backbone: Backbone, names: tuple[str, ...], shape: torch.Size) -> str:
-    """Changes with anything the graph depends on: weights, taps, input size, torch's exporter."""
-    digest = hashlib.sha256(f"{names}|{tuple(shape)}|{torch.__version__}".encode())
-    for name, tensor in backbone.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _check_match(reference: dict[str, torch.Tensor], got: dict[str, torch.Tensor]) -> None:
