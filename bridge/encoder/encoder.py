@@ -29,7 +29,7 @@ from bridge.encoder.ort_runtime import OrtUnavailable, choose_runner
 from bridge.encoder.reduce import Projection, RunningStandardizer, region_means, standardize_vector, weighted_sum
 from bridge.encoder.regions import GROUPS, Layout, parse_layout
 from bridge.encoder.smoothing import Smoother
-from bridge.encoder.weights import find_weights
+from bridge.encoder.weights import cached_files, find_weights
 from bridge.params import PARAMS_BY_NAME
 
 log = logging.getLogger(__name__)
@@ -200,21 +200,13 @@ def _load_weights(model: Backbone, cls: type[Backbone], weights: str | None, all
             raise EncoderError(f"{exc}; these look like {other} weights: add --encoder-backbone {other}") from exc
         if not demo or weights:
             raise
-        if found is None and not allow_download and not _cached(cls):  # the usual first run: nothing to fix
+        if found is None and not allow_download and not cached_files(cls.weights_spec):  # the usual first run
             log.info("encoder: no pretrained %s weights here (--encoder-weights FILE or --allow-download); the "
                      "demo runs its random-init encoder", cls.name)
         else:
             log.warning("encoder: %s -- using the random-init demo encoder instead (NOT pretrained)", exc)
     model.init_random(DEMO_SEED)
     return f"random init (seed {DEMO_SEED})", True
-
-
-def _cached(cls: type[Backbone]) -> bool:
-    """Whether the hub cache holds a file for this backbone's published weights (usable or not)."""
-    from bridge.encoder.weights import hub_cache_path
-
-    cached = hub_cache_path(cls.weights_spec)
-    return any(cached.with_name(name).is_file() for name in (cls.weights_spec.filename, *cls.weights_spec.also_cached))
 
 
 @dataclasses.dataclass

@@ -48,6 +48,12 @@ def hub_cache_path(spec: WeightsSpec) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / spec.filename
 
 
+def cached_files(spec: WeightsSpec) -> list[Path]:
+    """The files in torch's hub cache under any of the names these weights were published as (usable or not)."""
+    cached = hub_cache_path(spec)
+    return [path for path in (cached.with_name(name) for name in (spec.filename, *spec.also_cached)) if path.is_file()]
+
+
 def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_download: bool = False) -> FoundWeights:
     """Return the first usable weights, or raise EncoderError saying where we looked and how to fix it."""
     if explicit:
@@ -57,13 +63,13 @@ def find_weights(spec: WeightsSpec, explicit: str | Path | None = None, allow_do
         expected = f"{spec.description}: {spec.filename} (a torch state dict) or a .safetensors copy of it"
         return FoundWeights(read_state_dict(path, expected=expected), "file", str(path))
     cached = hub_cache_path(spec)
-    for name in (spec.filename, *spec.also_cached):
-        path = cached.with_name(name)
-        if path.is_file():
-            try:
-                return FoundWeights(read_state_dict(path), "hub cache", str(path))
-            except EncoderError as exc:
-                raise EncoderError(f"{exc}; fix: delete that cached file (it will be fetched again with --allow-download)") from exc
+    in_cache = cached_files(spec)
+    if in_cache:
+        path = in_cache[0]
+        try:
+            return FoundWeights(read_state_dict(path), "hub cache", str(path))
+        except EncoderError as exc:
+            raise EncoderError(f"{exc}; fix: delete that cached file (it will be fetched again with --allow-download)") from exc
     if allow_download:
         return FoundWeights(download(spec), "download", str(cached))
     raise EncoderError(
