@@ -48,10 +48,9 @@ class CountingSink(Sink):
 def run(args) -> dict:
     import torch
 
+    from bridge.device import plan_run
     from bridge.encoder import build_encoder
     from bridge.stylegan import Generator, demo_config
-
-    from bridge.device import plan_run
 
     rounds, seconds = (2, 3.0) if args.quick else (4, 5.0)
     device = args.device

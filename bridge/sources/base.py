@@ -43,12 +43,11 @@ class FramePacer:
 
     def __init__(self, fps: float) -> None:
         self.fps = float(fps)
-        self._t0 = time.monotonic()
-        self._last = -1  # the number of the last frame read on the clock
+        self.restart()
 
     def restart(self) -> None:
         self._t0 = time.monotonic()
-        self._last = -1
+        self._last = -1  # the number of the last frame read on the clock
 
     def _newest(self, now: float) -> int:
         return math.floor((now - self._t0) * self.fps)
