@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import threading
 
 import torch
+
+from bridge.params import COMPILE_MODES
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -65,6 +68,10 @@ class RunPlan:
                      (few CPU cores: no two stages competing for them; MPS: torch before the fix of pytorch
                      issue 197805 crashes Metal when two threads run on one MPS device).
     cudnn_benchmark: let cuDNN pick the fastest kernels (the engine's shapes never change).
+    compile:         "background": the synthesis compiled ahead of time in a child process (bridge.aot), used
+                     once ready; "startup": torch.compile in place before the first frame; "off". With
+                     "startup" on the CPU the plain path is compiled: Inductor fuses its ops into ~2x faster
+                     code, while our hand-made CPU fast path compiled ran slower than eager (BENCHMARKS.md).
     """
 
     device: torch.device
@@ -72,19 +79,28 @@ class RunPlan:
     schedule: str
     cudnn_benchmark: bool
     why: str
+    compile: str = "off"
 
     def describe(self) -> str:
-        return f"fast path {'on' if self.fast else 'off'}, stages {self.schedule} ({self.why})"
+        compiled = "" if self.compile == "off" else f", synthesis compiled ({self.compile})"
+        return f"fast path {'on' if self.fast else 'off'}{compiled}, stages {self.schedule} ({self.why})"
 
 
 def plan_run(device: str | torch.device, arch: str, schedule: str = "auto",
-             cpu_threads: int | None = None) -> RunPlan:
-    """The one decision of fast path, stage schedule and backend flags for ``device`` and architecture ``arch``."""
+             cpu_threads: int | None = None, compile: str = "off", backend: str = "torch") -> RunPlan:
+    """The one decision of fast path, stage schedule, compilation and backend flags for ``device`` and
+    architecture ``arch``."""
     device = torch.device(device)
     if schedule not in SCHEDULES:
         raise DeviceUnavailable(f"schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if compile not in COMPILE_MODES:
+        raise DeviceUnavailable(f"compile {compile!r} is not one of {', '.join(COMPILE_MODES)}")
     threads = torch.get_num_threads() if cpu_threads is None else int(cpu_threads)
-    fast = device.type in ("cuda", "cpu") or arch == "stylegan3"
+    if backend != "torch":
+        compile = "off"  # another runtime runs the graphs
+    elif compile == "auto":  # measured on the CPU only; CUDA and MPS users choose startup themselves
+        compile = _compile_from_environment() or ("background" if device.type == "cpu" else "off")
+    fast = (device.type in ("cuda", "cpu") or arch == "stylegan3") and not (compile == "startup" and device.type == "cpu")
     if device.type == "mps":
         chosen, why = "serial", "one thread runs torch on MPS: Metal is not safe from two threads before pytorch issue 197805's fix"
     elif schedule != "auto":
@@ -95,7 +111,15 @@ def plan_run(device: str | torch.device, arch: str, schedule: str = "auto",
         chosen, why = "serial", f"{threads} CPU threads: stages take turns instead of splitting the cores"
     else:
         chosen, why = "overlap", f"{threads} CPU threads: half each for encode and synthesis"
-    return RunPlan(device=device, fast=fast, schedule=chosen, cudnn_benchmark=device.type == "cuda", why=why)
+    return RunPlan(device=device, fast=fast, schedule=chosen, cudnn_benchmark=device.type == "cuda", why=why,
+                   compile=compile)
+
+
+def _compile_from_environment() -> str | None:
+    """VRBRIDGE_COMPILE, when it names a mode, is what auto means (the test suite sets off: no background
+    compiler per engine start)."""
+    mode = os.environ.get("VRBRIDGE_COMPILE", "").strip().lower()
+    return mode if mode in COMPILE_MODES and mode != "auto" else None
 
 
 def apply_plan(plan: RunPlan) -> None:

@@ -196,6 +196,8 @@ class Engine:
         self.osc_server = None  # bridge.osc.attach sets the control server (other stages add handlers to it)
         self.osc = None  # bridge.osc.attach: the OSC parts it built (telemetry, maps, presets, tempo, OSCQuery)
         self.control_panel = None  # bridge.web.attach: the web control panel on the preview server
+        # bridge.aot.AotSynthesis (build_engine, compile background): the compiled image, or None = run eagerly
+        self.compiled_synthesis: Callable[[Any, str], Any] | None = None
         for sink in sinks:
             self.add_sink(sink)
 
@@ -490,6 +492,11 @@ class Engine:
                 last_signals = self._signals_read  # what this frame read (its own stages published too)
                 last_publish = time.monotonic()
 
+    def _synthesis(self, ws, noise_mode: str):
+        """The compiled synthesis where it is ready and covers this frame, else the eager network."""
+        img = self.compiled_synthesis(ws, noise_mode) if self.compiled_synthesis is not None else None
+        return self.generator.synthesis(ws, noise_mode=noise_mode) if img is None else img
+
     def _animating(self) -> bool:
         """Render continuously while the picture moves by itself: random noise, a lever that animates (the
         corrupted constant drifts), a signal stage easing in or out, or a smoothed route still gliding."""
@@ -562,7 +569,7 @@ class Engine:
                 self._apply_manipulations(snapshot, now)
                 ws = self.mixer.mix(self._last_latents, snapshot)
                 t1 = time.perf_counter()
-                img = self.generator.synthesis(ws, noise_mode=snapshot["noise_mode"])
+                img = self._synthesis(ws, snapshot["noise_mode"])
                 rgb = imageops.tensor_to_rgb(img)  # syncs the device, so synth ms is the real cost
                 t2 = time.perf_counter()
             rgb = imageops.fit(rgb, self.resolution, snapshot["fit"])

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from bridge.stylegan.export_graph import SynthesisGraph, lever_input
+
 log = logging.getLogger(__name__)
 
 MAPPING_FILE = "mapping.onnx"
@@ -74,27 +76,6 @@ class _ConditionalMappingGraph(_MappingGraph):
         return self._truncated(self.mapping(z, c, truncation_psi=1.0), truncation_psi)
 
 
-class _SynthesisGraph(nn.Module):
-    """ws [+ the lever tensor] -> img, noise_mode const."""
-
-    def __init__(self, synthesis, arch: str):
-        super().__init__()
-        self.synthesis = synthesis
-        self.arch = arch
-
-    def forward(self, ws, lever):
-        if self.arch == "stylegan2":  # non-fused modulation: one shared conv for any batch size
-            return self.synthesis(ws, noise_mode="const", fused_modconv=False, const=lever)
-        return self.synthesis(ws, noise_mode="const", transform=lever)
-
-
-def lever_input(generator) -> tuple[str, torch.Tensor]:
-    """The synthesis graph's optional input: its name and the model's current value."""
-    if generator.arch == "stylegan2":
-        return "const", generator.synthesis.blocks()[0].const.detach()
-    return "transform", generator.synthesis.input.transform.detach()
-
-
 def export_onnx(generator, out_dir: str | Path, progress=print) -> dict[str, Path]:
     """Write DIR/mapping.onnx and DIR/synthesis.onnx (see the module docstring); returns their paths.
 
@@ -124,7 +105,7 @@ def export_onnx(generator, out_dir: str | Path, progress=print) -> dict[str, Pat
             progress(f"exporting {out / SYNTHESIS_FILE} ...")
             ws = generator.mapping(z, torch.zeros(2, generator.c_dim) if generator.c_dim else None)
             name, value = lever_input(generator)
-            _export(_SynthesisGraph(generator.synthesis, generator.arch), (ws, value.clone()), ["ws", name],
+            _export(SynthesisGraph(generator.synthesis, generator.arch), (ws, value.clone()), ["ws", name],
                     ["img"], ({0: dim}, None), out / SYNTHESIS_FILE)
     finally:
         if hasattr(generator, "set_fast"):

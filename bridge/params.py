@@ -34,6 +34,8 @@ MAX_LIVE_TEXT = 256  # characters of a live text value (telemetry echoes it insi
 MAX_TEXT = 4096  # characters of a start-up text value (a path, a grid spec)
 
 KINDS = ("float", "int", "bool", "enum", "str", "int2", "list", "action")
+# The compile row's choices (bridge.device.plan_run decides what auto means on a device).
+COMPILE_MODES = ("auto", "background", "startup", "off")
 
 
 class ParamError(ValueError):
@@ -657,8 +659,11 @@ PARAMS: tuple[Param, ...] = (
        "on the best execution provider: TensorRT, CUDA, DirectML, CoreML, CPU; network = the export folder or a "
        "model file, exported on first use).", choices=("torch", "onnxruntime"),
        group="startup", live=False, telemetry=False),
-    _P("compile", "bool", False, "Compile the synthesis network with torch.compile at start (slow first start, cached for the "
-       "next; faster frames).", group="startup", live=False, telemetry=False),
+    _P("compile", "enum", "auto", "Compiled synthesis: background (ahead of "
+       "time in a low-priority child process, cached; the show starts at once, eagerly, and switches when the "
+       "package is ready; CPU), startup (torch.compile before the first frame: slow first start), off, or auto "
+       "(background on the CPU with the torch backend, else off; the VRBRIDGE_COMPILE environment variable, "
+       "when set to a mode, decides instead).", choices=COMPILE_MODES, group="startup", live=False, telemetry=False),
     _P("resolution", "str", "", "Output size WxH the sinks get (e.g. 1920x1080); empty = the network's own.",
        group="startup", live=False, telemetry=False),
     _P("fit", "enum", "letterbox", "How the square image fills a non-square output: letterbox, crop or stretch.",

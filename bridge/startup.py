@@ -79,6 +79,11 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
                     model_description=model_description, schedule=plan.schedule)
     engine.plan_description = plan.describe()
     engine.source_opened = True
+    if plan.compile == "background":
+        from bridge.aot import AotSynthesis
+
+        engine.compiled_synthesis = AotSynthesis(generator)
+        engine.add_service(engine.compiled_synthesis)
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
     levers.attach(engine)  # before the hand levers: model mixing must run first each frame
@@ -156,12 +161,13 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
         else:
             generator, description = _torch_generator(settings, steps, progress)
         steps.update(1)
-        plan = plan_run(device, generator.arch, settings.get("schedule", "auto"))
+        plan = plan_run(device, generator.arch, settings.get("schedule", "auto"),
+                        compile=settings.get("compile", "auto"), backend=backend)
         apply_plan(plan)
         if backend == "torch":
             generator = generator.to(device).eval().requires_grad_(False)
             generator.set_fast(plan.fast)
-            if settings.get("compile", False):
+            if plan.compile == "startup":
                 compile_synthesis(generator)
         steps.update(1)
         with torch.inference_mode():  # warm-up (and compilation): before the show, not in it

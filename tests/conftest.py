@@ -23,6 +23,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("TORCH_HOME", str(Path(__file__).parent / ".torch_home_unused"))
 # exported and compiled artefacts (the encoder's ONNX file, Inductor) go to a folder of this run, not the user's
 os.environ.setdefault("VRBRIDGE_CACHE", tempfile.mkdtemp(prefix="vrbridge-test-cache-"))
+# no background compiler per engine start (each would compile its network for a minute); tests/test_aot.py asks
+os.environ.setdefault("VRBRIDGE_COMPILE", "off")
 
 try:
     import torch

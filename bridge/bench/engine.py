@@ -4,7 +4,8 @@ Sequential is what the paper's code does: capture -> encode -> synthesise -> pub
 The engine (:class:`bridge.engine.Engine`) runs capture on its own thread and encode + render either
 ``overlap`` (each on its own thread, at once) or ``serial`` (the render thread encodes each fresh frame, then
 synthesises); ``auto`` picks one per device (bridge.device.plan_run). All modes use the same generator, encoder
-and test-pattern source (30 fps, like a camera), built once, in alternating rounds.
+and test-pattern source (30 fps, like a camera), built once, in alternating rounds. Where ``vrbridge run`` would
+compile the synthesis (bridge.aot, the CPU), one more row runs the serial engine with it (not with --quick).
 
 Figures per mode:
 * ``fps``: distinct camera frames that reached the output per second (re-publishes are not counted);
@@ -21,6 +22,7 @@ from bridge.frames import RenderedFrame
 from bridge.sinks.base import Sink
 
 WARMUP_S = 1.5
+COMPILE_LIMIT_S = 900.0  # building the demo's compiled synthesis: ~1.5 min on a quiet 2-core machine
 SOURCE_FPS = 30.0
 
 
@@ -55,19 +57,24 @@ def run(args) -> dict:
     rounds, seconds = (2, 3.0) if args.quick else (4, 5.0)
     device = args.device
     generator = Generator.from_config(demo_config(), seed=0).to(device).eval().requires_grad_(False)
-    plan = plan_run(device, generator.arch)
+    plan = plan_run(device, generator.arch, compile="off" if args.quick else "auto")
     generator.set_fast(plan.fast)
     encoder = build_encoder(z_dim=generator.z_dim, demo=True, device=device)
-    modes = {"engine, serial stages": "serial", "engine, overlapping stages": "overlap", "sequential (paper loop)": ""}
+    compiled = _compiled(generator) if plan.compile == "background" else None
+    modes = {"engine, serial stages": ("serial", None), "engine, overlapping stages": ("overlap", None),
+             "sequential (paper loop)": ("", None)}
+    if compiled is not None:
+        modes = {"engine, serial stages, compiled synthesis": ("serial", compiled), **modes}
     results: dict[str, list[tuple[list, dict]]] = {mode: [] for mode in modes}
     for _ in range(rounds):  # alternate, so a change in machine load hits every mode alike
-        for mode, schedule in modes.items():
+        for mode, (schedule, aot) in modes.items():
             if schedule:
-                results[mode].append(run_pipelined(generator, encoder, _source(), device, seconds, schedule))
+                results[mode].append(run_pipelined(generator, encoder, _source(), device, seconds, schedule, aot))
             else:
                 results[mode].append(run_sequential(generator, encoder, _source(), device, seconds))
-    rows = [_latency_row(mode + (" <- auto" if schedule == plan.schedule else ""), results[mode], rounds * seconds)
-            for mode, schedule in modes.items()]
+    auto = next(mode for mode, (schedule, _) in modes.items() if schedule == plan.schedule)
+    rows = [_latency_row(mode + (" <- auto" if mode == auto else ""), results[mode], rounds * seconds)
+            for mode in modes]
     notes = [f"model: embedded demo ({generator.img_resolution}px, {generator.num_ws} ws), {encoder.describe()}; "
              f"device {device}; torch threads {torch.get_num_threads()}; source: test pattern 640x480 @ 30 fps",
              f"auto plan here: {plan.describe()}",
@@ -98,13 +105,30 @@ def _latency_row(mode: str, rounds: list[tuple[list, dict]], seconds: float) -> 
             "latency_p95_ms": round(p95, 1)}
 
 
+def _compiled(generator):
+    """The demo synthesis compiled ahead of time (bridge.aot), as ``vrbridge run`` uses it on the CPU: built
+    here (minutes, once) or found in the cache; None if it cannot be had (the row is left out)."""
+    from bridge.aot import AotSynthesis
+
+    compiled = AotSynthesis(generator)
+    compiled.start()
+    deadline = time.monotonic() + COMPILE_LIMIT_S
+    while compiled.status != "ready" and not compiled.status.startswith("failed") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if compiled.status != "ready":
+        compiled.close()
+        return None
+    return compiled
+
+
 def run_pipelined(generator, encoder, source, device: str, seconds: float,
-                  schedule: str = "auto") -> tuple[list, dict]:
+                  schedule: str = "auto", compiled=None) -> tuple[list, dict]:
     from bridge.engine import Engine
     from bridge.params import ParamStore
 
     sink = CountingSink()
     engine = Engine(ParamStore(), generator, encoder, source, [sink], device=device, schedule=schedule)
+    engine.compiled_synthesis = compiled
     engine.start()
     try:
         time.sleep(WARMUP_S)
