@@ -47,23 +47,21 @@ class AotSynthesis:
     engine (start / close / stats)."""
 
     def __init__(self, generator) -> None:
+        # Inductor's loader modules, imported now, before the show: imported by the loading thread mid-show they
+        # held the GIL long enough to stall the render thread ~0.5 s (measured; ~0.14 s remains for the load)
+        import torch._inductor.package  # noqa: F401
+
         from bridge.bending import bend_points
-        from bridge.stylegan.export_graph import lever_input
 
         self.generator = generator
         self.path = package_path(generator)
         self.status = "waiting"
         self.frames = 0
         self.build_s: float | None = None
-        self._lever_name = lever_input(generator)[0]
-        self._lever_tensor = lambda: lever_input(generator)[1]
         self._bend_points = list(bend_points(generator).values())
-        self._fixed = _fixed_tensors(generator.synthesis, self._lever_tensor())
+        self._fixed = _fixed_tensors(generator.synthesis, self._lever())
         self._signature = _signature(self._fixed)
         self._ws_shape = (1, int(generator.num_ws), int(generator.w_dim))
-        # Inductor's loader modules, imported now, before the show: imported by the loading thread mid-show they
-        # held the GIL long enough to stall the render thread ~0.5 s (measured; ~0.14 s remains for the load)
-        import torch._inductor.package  # noqa: F401
         self._model = None
         self._child: subprocess.Popen | None = None
         self._closed = threading.Event()
@@ -91,7 +89,13 @@ class AotSynthesis:
         if model is None or noise_mode != "const" or not self.covers(ws):
             return None
         self.frames += 1
-        return model(ws, self._lever_tensor())
+        return model(ws, self._lever())
+
+    def _lever(self) -> torch.Tensor:
+        """The live lever tensor (const or transform) the graph takes as input: the levers edit it in place."""
+        from bridge.stylegan.export_graph import lever_input
+
+        return lever_input(self.generator)[1]
 
     def covers(self, ws: torch.Tensor) -> bool:
         """Whether the compiled graph computes what the eager network would for this frame."""
