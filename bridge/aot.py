@@ -51,17 +51,14 @@ class AotSynthesis:
         # held the GIL long enough to stall the render thread ~0.5 s (measured; ~0.14 s remains for the load)
         import torch._inductor.package  # noqa: F401
 
-        from bridge.bending import bend_points
+        from bridge.stylegan.export_graph import FrameCoverage
 
         self.generator = generator
         self.path = package_path(generator)
         self.status = "waiting"
         self.frames = 0
         self.build_s: float | None = None
-        self._bend_points = list(bend_points(generator).values())
-        self._fixed = _fixed_tensors(generator.synthesis, self._lever())
-        self._signature = _signature(self._fixed)
-        self._ws_shape = (1, int(generator.num_ws), int(generator.w_dim))
+        self._coverage = FrameCoverage(generator, "cpu")
         self._model = None
         self._child: subprocess.Popen | None = None
         self._closed = threading.Event()
@@ -83,25 +80,25 @@ class AotSynthesis:
         return {"status": self.status, "package": str(self.path), "compiled_frames": self.frames,
                 "build_s": self.build_s}
 
+    def wait(self, timeout: float) -> bool:
+        """Block until the package is ready or has failed (benchmarks and tests; the engine never waits).
+        Returns whether it is ready."""
+        deadline = time.monotonic() + timeout
+        while self.status != "ready" and not self.status.startswith("failed") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        return self.status == "ready"
+
     # -- per frame ------------------------------------------------------------------------------
     def __call__(self, ws: torch.Tensor, noise_mode: str) -> torch.Tensor | None:
         model = self._model
-        if model is None or noise_mode != "const" or not self.covers(ws):
+        if model is None or not self.covers(ws, noise_mode):
             return None
         self.frames += 1
-        return model(ws, self._lever())
+        return model(ws, self._coverage.lever)  # the live lever tensor (const or transform), edited in place
 
-    def _lever(self) -> torch.Tensor:
-        """The live lever tensor (const or transform) the graph takes as input: the levers edit it in place."""
-        from bridge.stylegan.export_graph import lever_input
-
-        return lever_input(self.generator)[1]
-
-    def covers(self, ws: torch.Tensor) -> bool:
+    def covers(self, ws: torch.Tensor, noise_mode: str = "const") -> bool:
         """Whether the compiled graph computes what the eager network would for this frame."""
-        return (tuple(ws.shape) == self._ws_shape and ws.device.type == "cpu" and ws.dtype == torch.float32
-                and not any(getattr(m, "bend", None) is not None for m in self._bend_points)
-                and _signature(self._fixed) == self._signature)
+        return self._coverage.covers(ws, noise_mode)
 
     # -- background -----------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -177,16 +174,6 @@ def psnr_db(out: torch.Tensor, ref: torch.Tensor) -> float:
     """PSNR over the nominal [-1, 1] range (peak-to-peak 2)."""
     mse = float((out.float() - ref.float()).square().mean())
     return float("inf") if mse == 0 else 10.0 * float(np.log10(4.0 / mse))
-
-
-def _fixed_tensors(synthesis, lever: torch.Tensor) -> list[torch.Tensor]:
-    """The tensors the package bakes in: every parameter and buffer but the lever fed each frame."""
-    return [t for t in (*synthesis.parameters(), *synthesis.buffers()) if t.data_ptr() != lever.data_ptr()]
-
-
-def _signature(tensors: list[torch.Tensor]) -> tuple:
-    """Changes when a tensor is edited in place (its version) or swapped for another storage."""
-    return tuple((t._version, t.data_ptr()) for t in tensors)
 
 
 def _child_env() -> dict:

@@ -63,13 +63,18 @@ class RunPlan:
                      it, on CUDA only). On the CPU it pays off for both: StyleGAN3 (polyphase resampling)
                      and StyleGAN2 (bridge.stylegan.sg2_cpu, float32; config-f and the embedded demo network
                      both faster, BENCHMARKS.md issue 16). On MPS, StyleGAN3's only (StyleGAN2 has none there).
+                     Not on CUDA: on an H200 the plain path (float32, TF32 convolutions) was as fast or faster
+                     at batch 1 in both GPU checks, captured as a CUDA graph too (SG2 256 px 2.3 vs 3.0 ms,
+                     1024 px 5.8 vs 8.1 ms; SG3-R 1024 px eager 293 vs 490 ms; BENCHMARKS.md, the GPU check).
     schedule:        "overlap": encode and render run on their own threads at once (CUDA streams, or spare
                      CPU cores); "serial": the render thread encodes each fresh frame itself, then synthesises
                      (few CPU cores: no two stages competing for them; MPS: torch before the fix of pytorch
                      issue 197805 crashes Metal when two threads run on one MPS device).
     cudnn_benchmark: let cuDNN pick the fastest kernels (the engine's shapes never change).
     compile:         "background": the synthesis compiled ahead of time in a child process (bridge.aot), used
-                     once ready; "startup": torch.compile in place before the first frame; "off". With
+                     once ready; "cudagraph": captured as a CUDA graph at the first frame and replayed
+                     (bridge.cuda_graph: at batch 1 a GPU frame is mostly kernel launches); "startup":
+                     torch.compile in place before the first frame; "off". With
                      "startup" on the CPU the plain path is compiled: Inductor fuses its ops into ~2x faster
                      code, while our hand-made CPU fast path compiled ran slower than eager (BENCHMARKS.md).
     """
@@ -98,9 +103,12 @@ def plan_run(device: str | torch.device, arch: str, schedule: str = "auto",
     threads = torch.get_num_threads() if cpu_threads is None else int(cpu_threads)
     if backend != "torch":
         compile = "off"  # another runtime runs the graphs
-    elif compile == "auto":  # measured on the CPU only; CUDA and MPS users choose startup themselves
-        compile = _compile_from_environment() or ("background" if device.type == "cpu" else "off")
-    fast = (device.type in ("cuda", "cpu") or arch == "stylegan3") and not (compile == "startup" and device.type == "cpu")
+    elif compile == "auto":  # measured on the CPU and on CUDA (BENCHMARKS.md, issue 16); MPS users choose
+        compile = _compile_from_environment() or {"cpu": "background", "cuda": "cudagraph"}.get(device.type, "off")
+    if compile == "cudagraph" and device.type != "cuda":
+        raise DeviceUnavailable(f"compile cudagraph needs a CUDA device, not {device.type}: use background, "
+                                "startup or off")
+    fast = (device.type == "cpu" and compile != "startup") or (device.type == "mps" and arch == "stylegan3")
     if device.type == "mps":
         chosen, why = "serial", "one thread runs torch on MPS: Metal is not safe from two threads before pytorch issue 197805's fix"
     elif schedule != "auto":

@@ -6,6 +6,8 @@ session's tempo and beat: a tempo change from the session is written to ``bpm`` 
 beat phase of :class:`bridge.osc.tempo.Tempo` is pulled onto the session's beat, so the LFO, presets and
 beat-synced levers follow the booth. A bpm set here (OSC, tap, panel) is proposed to the session, as any
 Link peer may. Peers are found by multicast on the local network (and on loopback between programs here).
+A session with peers drives the tempo unless ``tempo.source`` names another clock (the arbitration is
+:meth:`bridge.osc.tempo.Tempo.claim`).
 """
 from __future__ import annotations
 
@@ -45,6 +47,7 @@ class LinkService:
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._last_session_bpm: float | None = None
+        self._drives = False  # whether Link drove the tempo at the last poll
 
     def start(self) -> None:
         self.store.add_listener(self._on_change)
@@ -91,17 +94,24 @@ class LinkService:
             self.link.enabled = False
 
     def _follow(self) -> None:
-        """Take the session's tempo when it changed there, and its beat phase."""
+        """Take the session's tempo when it changed there (or when Link just took the tempo over), and its
+        beat phase, while Link drives the tempo.
+
+        A session with peers claims the tempo (first under ``tempo.source = auto``); alone, Link only echoes
+        what was proposed to it, so it does not claim."""
         link = self.link
         self.peers = int(link.num_peers)
         session_bpm = float(link.tempo)
-        if self._last_session_bpm is None or abs(session_bpm - self._last_session_bpm) > 1e-3:
-            self._last_session_bpm = session_bpm
-            if abs(session_bpm - float(self.store.get("bpm"))) > 1e-3:
-                self.tempo_changes += 1
-                self.store.set("bpm", session_bpm, source=SOURCE)
-        if self.peers:
-            self.tempo.align(float(link.beat) % 1.0, tolerance=PHASE_TOLERANCE)
+        changed = self._last_session_bpm is None or abs(session_bpm - self._last_session_bpm) > 1e-3
+        self._last_session_bpm = session_bpm
+        drives = self.peers > 0 and self.tempo.claim(SOURCE)
+        took_over, self._drives = drives and not self._drives, drives
+        if not drives:
+            return
+        if (changed or took_over) and abs(session_bpm - float(self.store.get("bpm"))) > 1e-3:
+            self.tempo_changes += 1
+            self.store.set("bpm", session_bpm, source=SOURCE)
+        self.tempo.align(float(link.beat) % 1.0, tolerance=PHASE_TOLERANCE)
 
     def _on_change(self, name: str, value: Any, source: str) -> None:
         """A bpm set here by anything but Link is proposed to the session."""

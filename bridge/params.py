@@ -35,7 +35,7 @@ MAX_TEXT = 4096  # characters of a start-up text value (a path, a grid spec)
 
 KINDS = ("float", "int", "bool", "enum", "str", "int2", "list", "action")
 # The compile row's choices (bridge.device.plan_run decides what auto means on a device).
-COMPILE_MODES = ("auto", "background", "startup", "off")
+COMPILE_MODES = ("auto", "background", "cudagraph", "startup", "off")
 
 
 class ParamError(ValueError):
@@ -602,6 +602,10 @@ PARAMS: tuple[Param, ...] = (
        group="routes", telemetry=False),
     _P("bpm", "float", 120.0, "Tempo the beat phase and the LFO follow; set it, or tap it on /vrb/tap.",
        min=20.0, max=300.0, unit="bpm", group="tempo"),
+    _P("tempo.source", "enum", "auto",
+       "Which clock drives bpm and the beat phase: auto = the first running of Link (with peers), MIDI clock, "
+       "audio (--audio-tempo); manual = none (OSC, tap and the panel only).",
+       choices=("auto", "link", "midi-clock", "audio", "manual"), group="tempo"),
     _P("tap", "action", "", "Tap tempo: taps under 2 s apart set bpm from their mean interval (last 8 taps).",
        group="tempo", telemetry=False),
     _P("beat.resync", "action", "", "Make this instant a downbeat (beat phase 0), keeping bpm.",
@@ -661,9 +665,10 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("compile", "enum", "auto", "Compiled synthesis: background (ahead of "
        "time in a low-priority child process, cached; the show starts at once, eagerly, and switches when the "
-       "package is ready; CPU), startup (torch.compile before the first frame: slow first start), off, or auto "
-       "(background on the CPU with the torch backend, else off; the VRBRIDGE_COMPILE environment variable, "
-       "when set to a mode, decides instead).", choices=COMPILE_MODES, group="startup", live=False, telemetry=False),
+       "package is ready; CPU), cudagraph (the synthesis captured once as a CUDA graph at the first frame and "
+       "replayed; CUDA), startup (torch.compile before the first frame: slow first start), off, or auto "
+       "(background on the CPU and cudagraph on CUDA with the torch backend, else off; the VRBRIDGE_COMPILE "
+       "environment variable, when set to a mode, decides instead).", choices=COMPILE_MODES, group="startup", live=False, telemetry=False),
     _P("resolution", "str", "", "Output size WxH the sinks get (e.g. 1920x1080); empty = the network's own.",
        group="startup", live=False, telemetry=False),
     _P("fit", "enum", "letterbox", "How the square image fills a non-square output: letterbox, crop or stretch.",

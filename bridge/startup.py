@@ -79,10 +79,8 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
                     model_description=model_description, schedule=plan.schedule)
     engine.plan_description = plan.describe()
     engine.source_opened = True
-    if plan.compile == "background":
-        from bridge.aot import AotSynthesis
-
-        engine.compiled_synthesis = AotSynthesis(generator)
+    if plan.compile in ("background", "cudagraph"):
+        engine.compiled_synthesis = compiled_synthesis(plan.compile, generator)
         engine.add_service(engine.compiled_synthesis)
     for sink in _make_sinks(settings, engine):
         engine.add_sink(sink)
@@ -93,6 +91,18 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
         importlib.import_module(package).attach(engine, settings)
     _add_show_routes(engine, settings.get("route") or ())
     return engine
+
+
+def compiled_synthesis(mode: str, generator):
+    """The engine's compiled synthesis service for ``mode``: built in a child process on the CPU, captured
+    on the render thread on CUDA. Either returns None for a frame it does not cover (that frame runs eagerly)."""
+    if mode == "cudagraph":
+        from bridge.cuda_graph import GraphedSynthesis
+
+        return GraphedSynthesis(generator)
+    from bridge.aot import AotSynthesis
+
+    return AotSynthesis(generator)
 
 
 # What each name in the ``track`` setting starts: the package whose ``attach(engine, settings)`` starts it.
@@ -151,7 +161,7 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
 
     import torch
 
-    from bridge.device import apply_plan, plan_run
+    from bridge.device import DeviceUnavailable, apply_plan, plan_run
 
     steps = tqdm(total=3, desc="loading model", unit="step", disable=not progress, leave=False)
     try:
@@ -161,8 +171,11 @@ def _load_generator(settings: Mapping[str, Any], device: str, progress: bool):
         else:
             generator, description = _torch_generator(settings, steps, progress)
         steps.update(1)
-        plan = plan_run(device, generator.arch, settings.get("schedule", "auto"),
-                        compile=settings.get("compile", "auto"), backend=backend)
+        try:
+            plan = plan_run(device, generator.arch, settings.get("schedule", "auto"),
+                            compile=settings.get("compile", "auto"), backend=backend)
+        except DeviceUnavailable as exc:
+            raise StartupError(f"device: {exc}") from None
         apply_plan(plan)
         if backend == "torch":
             generator = generator.to(device).eval().requires_grad_(False)

@@ -41,9 +41,7 @@ def cache(tmp_path_factory):
         mp.setenv("VRBRIDGE_CACHE", str(folder))
         compiled = AotSynthesis(tiny())
         compiled.start()
-        assert wait_for(lambda: compiled.status == "ready" or compiled.status.startswith("failed"),
-                        timeout=BUILD_LIMIT_S)
-        assert compiled.status == "ready", compiled.status
+        assert compiled.wait(BUILD_LIMIT_S), compiled.status
         assert compiled.build_s is not None and compiled.path.is_file() and aot.probe_path(compiled.path).is_file()
         compiled.close()
     return folder
@@ -58,24 +56,26 @@ def in_cache(cache, monkeypatch):
 def ready(generator) -> AotSynthesis:
     compiled = AotSynthesis(generator)
     compiled.start()
-    assert wait_for(lambda: compiled.status == "ready" or compiled.status.startswith("failed"), timeout=60)
-    assert compiled.status == "ready", compiled.status
+    assert compiled.wait(60), compiled.status
     return compiled
 
 
-def test_the_plan_compiles_in_the_background_on_the_cpu_only(monkeypatch):
+def test_the_plan_compiles_in_the_background_on_the_cpu_and_as_a_cuda_graph_on_cuda(monkeypatch):
     assert plan_run("cpu", "stylegan2", compile="auto").compile == "off"  # conftest: VRBRIDGE_COMPILE=off
     monkeypatch.delenv("VRBRIDGE_COMPILE")
     assert plan_run("cpu", "stylegan2", compile="auto").compile == "background"
     assert plan_run("cpu", "stylegan2", compile="auto", backend="onnxruntime").compile == "off"
-    assert plan_run("cuda", "stylegan2", compile="auto").compile == "off"  # never measured there: asked for only
+    assert plan_run("cuda", "stylegan2", compile="auto").compile == "cudagraph"
+    assert plan_run("mps", "stylegan3", compile="auto").compile == "off"  # never measured there: asked for only
     assert plan_run("cuda", "stylegan2", compile="startup").compile == "startup"
+    with pytest.raises(DeviceUnavailable, match="cudagraph needs a CUDA device, not cpu"):
+        plan_run("cpu", "stylegan2", compile="cudagraph")
     startup = plan_run("cpu", "stylegan2", compile="startup")
     assert not startup.fast and "compiled (startup)" in startup.describe()  # Inductor compiles the plain path
     assert plan_run("cpu", "stylegan2", compile="background").fast  # the eager frames meanwhile: fast path
     with pytest.raises(DeviceUnavailable, match="compile 'soon'"):
         plan_run("cpu", "stylegan2", compile="soon")
-    assert PARAMS_BY_NAME["compile"].choices == ("auto", "background", "startup", "off")
+    assert PARAMS_BY_NAME["compile"].choices == ("auto", "background", "cudagraph", "startup", "off")
 
 
 def test_a_cached_package_loads_without_building_and_matches_the_eager_network(in_cache):

@@ -227,6 +227,8 @@ class AudioService:
         """``--audio-tempo``: the engine's bpm follows the estimate, its beat phase follows the audio's."""
         if self.tempo is None or self.params is None or not self.beat.locked:
             return
+        if not self.tempo.claim(SOURCE, now):  # Link or MIDI clock drives the tempo (tempo.source)
+            return
         try:
             if abs(float(self.params.get("bpm")) - self.beat.bpm) >= MIN_BPM_CHANGE:
                 self.params.set("bpm", round(self.beat.bpm, 2), source=SOURCE)

@@ -5,7 +5,8 @@ The engine (:class:`bridge.engine.Engine`) runs capture on its own thread and en
 ``overlap`` (each on its own thread, at once) or ``serial`` (the render thread encodes each fresh frame, then
 synthesises); ``auto`` picks one per device (bridge.device.plan_run). All modes use the same generator, encoder
 and test-pattern source (30 fps, like a camera), built once, in alternating rounds. Where ``vrbridge run`` would
-compile the synthesis (bridge.aot, the CPU), one more row runs the serial engine with it (not with --quick).
+compile the synthesis (bridge.aot on the CPU, bridge.cuda_graph on CUDA), one more row runs the engine's own
+schedule with it (on the CPU not with --quick: the build takes minutes).
 
 Figures per mode:
 * ``fps``: distinct camera frames that reached the output per second (re-publishes are not counted);
@@ -22,6 +23,11 @@ from bridge.frames import RenderedFrame
 from bridge.sinks.base import Sink
 
 WARMUP_S = 1.5
+# ... and at least this many frames: on CUDA a new thread's first frames take seconds (cuDNN benchmarks its
+# kernels again per thread: its plan cache is thread-local since pytorch PR 103939), and every run here starts
+# new threads; measured on an H200, a 1.5 s warm-up left ~4 s of those in a 3 s window
+WARMUP_FRAMES = 10
+WARMUP_LIMIT_S = 60.0
 COMPILE_LIMIT_S = 900.0  # building the demo's compiled synthesis: ~1.5 min on a quiet 2-core machine
 SOURCE_FPS = 30.0
 
@@ -35,10 +41,12 @@ class CountingSink(Sink):
         super().__init__("bench")
         self.records: list[tuple[int, float, float]] = []
         self.recording = False
+        self.published = 0  # every frame, recorded or not (the warm-up counts them)
         self._seen: set[int] = set()
 
     def publish(self, frame: RenderedFrame) -> None:
         """Only the first publication of each camera frame counts (re-publishes are not new pictures)."""
+        self.published += 1
         if self.recording and frame.source_index >= 0 and frame.source_index not in self._seen:
             self._seen.add(frame.source_index)
             self.records.append((frame.source_index, frame.t_capture, frame.t_rendered))
@@ -57,14 +65,15 @@ def run(args) -> dict:
     rounds, seconds = (2, 3.0) if args.quick else (4, 5.0)
     device = args.device
     generator = Generator.from_config(demo_config(), seed=0).to(device).eval().requires_grad_(False)
-    plan = plan_run(device, generator.arch, compile="off" if args.quick else "auto")
+    plan = plan_run(device, generator.arch, compile="off" if args.quick and torch.device(device).type == "cpu" else "auto")
     generator.set_fast(plan.fast)
     encoder = build_encoder(z_dim=generator.z_dim, demo=True, device=device)
-    compiled = _compiled(generator) if plan.compile == "background" else None
+    compiled = _compiled(generator, plan.compile) if plan.compile in ("background", "cudagraph") else None
     modes = {"engine, serial stages": ("serial", None), "engine, overlapping stages": ("overlap", None),
              "sequential (paper loop)": ("", None)}
     if compiled is not None:
-        modes = {"engine, serial stages, compiled synthesis": ("serial", compiled), **modes}
+        label = "serial stages" if plan.schedule == "serial" else "overlapping stages"
+        modes = {f"engine, {label}, compiled synthesis ({plan.compile})": (plan.schedule, compiled), **modes}
     results: dict[str, list[tuple[list, dict]]] = {mode: [] for mode in modes}
     for _ in range(rounds):  # alternate, so a change in machine load hits every mode alike
         for mode, (schedule, aot) in modes.items():
@@ -78,7 +87,8 @@ def run(args) -> dict:
     notes = [f"model: embedded demo ({generator.img_resolution}px, {generator.num_ws} ws), {encoder.describe()}; "
              f"device {device}; torch threads {torch.get_num_threads()}; source: test pattern 640x480 @ 30 fps",
              f"auto plan here: {plan.describe()}",
-             f"{rounds} alternating rounds of {seconds:g} s per mode, each after {WARMUP_S:g} s warm-up",
+             f"{rounds} alternating rounds of {seconds:g} s per mode, each after a warm-up of >= {WARMUP_S:g} s and "
+             f">= {WARMUP_FRAMES} frames",
              "fps = distinct source frames published per second; latency = capture -> publish (p50 / p95)"]
     return {"rows": rows, "notes": notes}
 
@@ -105,17 +115,17 @@ def _latency_row(mode: str, rounds: list[tuple[list, dict]], seconds: float) -> 
             "latency_p95_ms": round(p95, 1)}
 
 
-def _compiled(generator):
-    """The demo synthesis compiled ahead of time (bridge.aot), as ``vrbridge run`` uses it on the CPU: built
-    here (minutes, once) or found in the cache; None if it cannot be had (the row is left out)."""
-    from bridge.aot import AotSynthesis
+def _compiled(generator, mode: str):
+    """The demo's compiled synthesis as ``vrbridge run`` uses it: on CUDA the graph (captured by the first
+    engine's render thread); on the CPU the package, built here (minutes, once) or found in the cache. None if
+    it cannot be had (the row is left out)."""
+    from bridge.startup import compiled_synthesis
 
-    compiled = AotSynthesis(generator)
+    compiled = compiled_synthesis(mode, generator)
     compiled.start()
-    deadline = time.monotonic() + COMPILE_LIMIT_S
-    while compiled.status != "ready" and not compiled.status.startswith("failed") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if compiled.status != "ready":
+    if mode == "cudagraph":
+        return compiled
+    if not compiled.wait(COMPILE_LIMIT_S):
         compiled.close()
         return None
     return compiled
@@ -131,7 +141,7 @@ def run_pipelined(generator, encoder, source, device: str, seconds: float,
     engine.compiled_synthesis = compiled
     engine.start()
     try:
-        time.sleep(WARMUP_S)
+        _warm_up(sink)
         sink.recording = True
         time.sleep(seconds)
         sink.recording = False
@@ -139,6 +149,18 @@ def run_pipelined(generator, encoder, source, device: str, seconds: float,
     finally:
         engine.stop()
     return sink.records, stage_ms
+
+
+def _warm(start: float, sink: CountingSink) -> bool:
+    """Warm once WARMUP_S have passed and WARMUP_FRAMES were published (or WARMUP_LIMIT_S, whatever came)."""
+    elapsed = time.monotonic() - start
+    return elapsed >= WARMUP_LIMIT_S or (elapsed >= WARMUP_S and sink.published >= WARMUP_FRAMES)
+
+
+def _warm_up(sink: CountingSink) -> None:
+    start = time.monotonic()
+    while not _warm(start, sink):
+        time.sleep(0.02)
 
 
 def run_sequential(generator, encoder, source, device: str, seconds: float) -> tuple[list, dict]:
@@ -167,12 +189,15 @@ def _sequential_loop(generator, encoder, source, device: str, seconds: float) ->
     times: dict[str, list[float]] = {"encode": [], "map": [], "synth": [], "publish": []}
     source.open()
     start = time.monotonic()
+    recording_since = None
     with torch.inference_mode():
-        while time.monotonic() - start < WARMUP_S + seconds:
+        while recording_since is None or time.monotonic() - recording_since < seconds:
             frame = source.read(timeout=0.1)
             if frame is None:
                 continue
-            sink.recording = time.monotonic() - start >= WARMUP_S
+            if recording_since is None and _warm(start, sink):
+                recording_since = time.monotonic()
+            sink.recording = recording_since is not None
             snapshot = params.snapshot()
             t0 = time.perf_counter()
             latents = encoder.encode(frame.rgb, snapshot)

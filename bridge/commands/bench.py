@@ -15,6 +15,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     parser.add_argument("--json", dest="json_path", default="", help="also write the results as JSON here")
     parser.add_argument("--dry-run", action="store_true", help="list what the suite would run (gpu suite)")
+    parser.add_argument("--steps", default="", help="gpu suite: only these steps, comma-separated (default all)")
 
 
 def main(args) -> int:

@@ -114,8 +114,9 @@ def format_status(health: dict) -> str:
              for key, stats in (health.get("trackers") or {}).items() if isinstance(stats, dict) and "track_ms" in stats]
     if costs:  # each tracker's mean ms per frame on its own thread (not part of the render loop's ms)
         line += " | track ms " + " ".join(costs)
-    compiled = (health.get("services") or {}).get("AotSynthesis")
-    if isinstance(compiled, dict) and compiled.get("status"):  # background compilation: where it stands
+    services = health.get("services") or {}
+    compiled = services.get("AotSynthesis") or services.get("GraphedSynthesis")
+    if isinstance(compiled, dict) and compiled.get("status"):  # compiled synthesis: where it stands
         status = str(compiled["status"])
         line += " | synthesis " + ("compiled" if status == "ready" else status.split(":")[0])
     return line

@@ -3,7 +3,8 @@
 The tempo is measured over the last beat of pulses (24 intervals), so one late pulse moves it little; it is
 written to ``bpm`` (source ``midi-clock``) only when it moved by more than ``min_change``, so a steady clock
 does not flood the store. Every 24th pulse is a beat: the beat phase is pulled onto it. ``start`` makes the
-next pulse a downbeat; a song position pointer (in sixteenths) sets where in the bar it is.
+next pulse a downbeat; a song position pointer (in sixteenths) sets where in the bar it is. It drives the
+tempo only while :meth:`bridge.osc.tempo.Tempo.claim` grants it (``tempo.source``: Link first under auto).
 """
 from __future__ import annotations
 
@@ -38,7 +39,8 @@ class MidiClock:
         if kind == "start":
             self.pulses, self.running = 0, True
             self._times.clear()
-            self.tempo.resync(now)
+            if self.tempo.claim(SOURCE, now):
+                self.tempo.resync(now)
         elif kind == "continue":
             self.running = True
         elif kind == "stop":
@@ -56,9 +58,10 @@ class MidiClock:
             if span > 0:
                 param = PARAMS_BY_NAME["bpm"]
                 beats = (len(self._times) - 1) / PPQN
-                bpm = min(param.max, max(param.min, 60.0 * beats / span))
-                self.bpm = bpm
-                if abs(bpm - float(self.store.get("bpm"))) > self.min_change:
-                    self.store.set("bpm", round(bpm, 2), source=SOURCE)
+                self.bpm = min(param.max, max(param.min, 60.0 * beats / span))
+        if not self.tempo.claim(SOURCE, now):  # another clock drives the tempo: measure, do not write
+            return
+        if self.bpm is not None and abs(self.bpm - float(self.store.get("bpm"))) > self.min_change:
+            self.store.set("bpm", round(self.bpm, 2), source=SOURCE)
         if self.pulses % PPQN == 0:
             self.tempo.align(0.0, now)

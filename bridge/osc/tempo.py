@@ -8,7 +8,15 @@ The LFO drives one live number parameter (``lfo.target``) between ``lfo.low`` an
 of ``lfo.beats`` beats. It runs as a server ticker (100 Hz) while a target is set. The parameter table refuses
 a target that is not a live number parameter, so it is never stored; a target the LFO cannot drive (a value
 its range rejects) stops the LFO, reported once, until the target changes.
-Telemetry (every frame): /vrb/beat/phase f (0..1 within the beat), /vrb/beat/count i, /vrb/lfo/value f (0..1).
+Telemetry (every frame): /vrb/beat/phase f (0..1 within the beat), /vrb/beat/count i, /vrb/lfo/value f (0..1),
+/vrb/tempo/source s (which clock drives the tempo now).
+
+Arbitration: three external clocks can drive bpm and the beat phase (Ableton Link, MIDI clock, the audio's beat
+tracker with ``--audio-tempo``). Each asks :meth:`Tempo.claim` before it writes, so exactly one drives at a
+time: the one ``tempo.source`` names, or with ``auto`` the first of :data:`CLOCKS` heard within
+:data:`CLAIM_HOLD_S` (Link only while the session has peers, MIDI clock while pulses arrive, audio while its
+beat is locked). A clock that stops gives the tempo back after CLAIM_HOLD_S without a jump (bpm stays, the
+phase runs on). OSC, tap and the panel always set ``bpm``; while a clock drives, its next estimate wins.
 
 Signals (:data:`SIGNALS`, published on the render thread by :class:`TempoSignals`): ``beat.phase``,
 ``beat.bar_phase`` and ``lfo`` (the wave of ``lfo.shape`` over ``lfo.beats``, whether or not ``lfo.target``
@@ -25,6 +33,9 @@ from bridge.params import PARAMS_BY_NAME, ParamError, ParamStore
 from bridge.signals import SignalSpec
 
 SOURCE = "tempo"
+CLOCKS = ("link", "midi-clock", "audio")  # external tempo drivers, first wins under tempo.source = auto
+MANUAL = "manual"  # no clock drives: bpm only from OSC, tap and the panel
+CLAIM_HOLD_S = 2.0  # a clock silent this long gives the tempo back (MIDI clock pulses every ~20 ms)
 TAP_RESET_S = 2.0  # a gap longer than this starts a new tap sequence
 TAP_WINDOW = 8  # taps averaged
 SIGNALS: tuple[SignalSpec, ...] = (
@@ -59,7 +70,36 @@ class Tempo:
         self._bad_target = ""
         self.lfo_value = 0.0
         self._wake: Callable[[], None] = lambda: None
+        self._heard: dict[str, float] = {}  # clock -> last time it claimed the tempo
+        self.refused: dict[str, int] = {name: 0 for name in CLOCKS}  # claims turned down, per clock
         store.add_listener(self._on_change)
+
+    # -- who drives it --------------------------------------------------------------------------------
+    def claim(self, clock_name: str, now: float | None = None) -> bool:
+        """An external clock (one of :data:`CLOCKS`) asks to set bpm or the beat phase now.
+
+        Being heard is what makes a clock the owner under ``auto``, so every clock calls this each time it
+        would drive, and drives only on True. The one decision of who drives lives here."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            self._heard[clock_name] = now
+        if self.owner(now) == clock_name:
+            return True
+        self.refused[clock_name] = self.refused.get(clock_name, 0) + 1
+        return False
+
+    def owner(self, now: float | None = None) -> str:
+        """The clock that drives the tempo now, or :data:`MANUAL` when none does."""
+        mode = self.store.get("tempo.source")
+        if mode != "auto":
+            return mode
+        now = self.clock() if now is None else now
+        with self._lock:
+            heard = dict(self._heard)
+        for name in CLOCKS:
+            if name in heard and now - heard[name] <= CLAIM_HOLD_S:
+                return name
+        return MANUAL
 
     # -- the clock ------------------------------------------------------------------------------------
     def beats(self, now: float | None = None) -> float:
@@ -127,7 +167,7 @@ class Tempo:
     def telemetry(self) -> dict[str, Any]:
         beats = self.beats()
         return {"/vrb/beat/phase": beats % 1.0, "/vrb/beat/count": int(math.floor(beats)),
-                "/vrb/lfo/value": float(self.lfo_value)}
+                "/vrb/lfo/value": float(self.lfo_value), "/vrb/tempo/source": self.owner()}
 
     def _on_change(self, name: str, value: Any, source: str) -> None:
         now = self.clock()

@@ -586,8 +586,10 @@ class SynthesisInput(nn.Module):
         """Sample positions (1, H, W, 2) in the units the frequencies use (pixel centres, image-centred)."""
         width, height = self.size
         theta = torch.eye(2, 3, device=device)
-        theta[0, 0] = 0.5 * width / self.sampling_rate
-        theta[1, 1] = 0.5 * height / self.sampling_rate
+        # scaled in place by Python numbers: ``theta[0, 0] = value`` would copy a host tensor to the device
+        # every frame, which a CUDA graph cannot capture (bridge.cuda_graph)
+        theta[0].mul_(0.5 * width / self.sampling_rate)
+        theta[1].mul_(0.5 * height / self.sampling_rate)
         return F.affine_grid(theta.unsqueeze(0), [1, 1, height, width], align_corners=False)
 
     def extra_repr(self) -> str:
