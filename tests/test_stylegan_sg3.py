@@ -345,6 +345,26 @@ def test_fast_path_sees_parameter_edits_on_the_next_frame(networks):
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
 
 
+def test_switching_the_fast_path_on_keeps_its_derived_weights_and_off_frees_them(networks):
+    """Why SG3's first fast frame after plain frames was slow (issue 16): set_fast cleared the derived weights
+    (Winograd kernels, filters) both ways. Switching on must keep them; switching off frees them."""
+    generator = networks["sg3t_tiny"]
+    layer = generator.synthesis.layers()[3]
+    ws = _ws(generator, 12)
+    try:
+        generator.set_fast(True)
+        with torch.no_grad():
+            generator.synthesis(ws)
+        derived = dict(layer._cache._entries)
+        assert derived
+        generator.set_fast(True)
+        assert layer._cache._entries == derived  # the very same tensors, not rebuilt
+        generator.set_fast(False)
+        assert not layer._cache._entries and not generator.synthesis.input._cache._entries
+    finally:
+        generator.set_fast(False)
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("model", SG3_MODELS)

@@ -114,15 +114,18 @@ class FullyConnectedLayer(nn.Module):
         self.bias_gain = lr_multiplier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = self.weight.to(x.dtype) * self.weight_gain
+        # The weight gain scales the product (alpha), not a fresh copy of the weight: a 512x512 weight scaled
+        # per call is a 1 MB write per layer beside a product of a few rows (measured: the demo's mapping of 3
+        # latents 4.0 -> 3.6 ms on 2 threads). Same value up to float rounding.
+        w = self.weight.to(x.dtype)
         b = self.bias
-        if b is not None:
-            b = b.to(x.dtype)
-            if self.bias_gain != 1:
-                b = b * self.bias_gain
-        if self.activation == "linear" and b is not None:
-            return torch.addmm(b.unsqueeze(0), x, w.t())
-        return bias_act(x.matmul(w.t()), b, act=self.activation)
+        if b is None:
+            return bias_act(x.matmul(w.t()) * self.weight_gain, None, act=self.activation)
+        b = b.to(x.dtype)
+        if self.bias_gain != 1:
+            b = b * self.bias_gain
+        out = torch.addmm(b.unsqueeze(0), x, w.t(), alpha=self.weight_gain)
+        return out if self.activation == "linear" else bias_act(out, None, act=self.activation)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"

@@ -412,12 +412,15 @@ class SynthesisNetwork(nn.Module):
         return [getattr(self, f"b{res}") for res in self.block_resolutions]
 
     def set_fast(self, fast: bool = True) -> "SynthesisNetwork":
-        """Enable the GPU fast path (fp16 in the high-res blocks, channels_last); no effect on CPU tensors."""
+        """Switch the fast path on or off (fp16 channels_last blocks on a GPU, bridge.stylegan.sg2_cpu on the CPU).
+
+        Switching off frees what the fast path derived from the weights and its work buffers; switching on
+        keeps them (the cache checks every entry against its source tensors)."""
         self.fast = bool(fast)
         for block in self.blocks():
             block.fast = self.fast
             for module in block.modules():
-                if isinstance(module, SynthesisLayer):
+                if isinstance(module, SynthesisLayer) and not self.fast:
                     module._cache.clear()
                     module._scratch.clear()
                 if isinstance(module, (SynthesisLayer, ToRGBLayer)):

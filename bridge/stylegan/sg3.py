@@ -781,13 +781,19 @@ class SynthesisNetwork(nn.Module):
 
         dtype: the half type for the fp16 layers; None = float16 on CUDA and float32 elsewhere (CPU stays
         float32). Pass e.g. torch.bfloat16, or torch.float16 to exercise the half path on CPU in a test.
+
+        Switching off frees what the fast path derived from the weights (Winograd-transformed kernels, half
+        copies: hundreds of MB at full width), so the first fast frame after switching on again rebuilds them
+        (measured 2.8x a steady fast frame on a reduced SG3-T, BENCHMARKS.md issue 16). Switching on keeps
+        them: the cache checks every entry against its source tensors anyway.
         """
         self.fast = bool(fast)
         self.input.fast = self.fast
-        self.input._cache.clear()
         for layer in self.layers():
             layer.fast, layer.fast_dtype = self.fast, dtype
-            layer._cache.clear()
+        if not self.fast:
+            for module in (self.input, *self.layers()):
+                module._cache.clear()
         return self
 
     def forward(self, ws: torch.Tensor, noise_mode: str = "const", force_fp32: bool = False,
