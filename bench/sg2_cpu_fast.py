@@ -1,10 +1,11 @@
 """StyleGAN2 on the CPU: plain path vs fast path (bridge.stylegan.sg2_cpu) in the same process.
 
-Usage: python bench/sg2_cpu_fast.py THREADS {f|demo} [ROUNDS] [RESOLUTION] [aot]
+Usage: python bench/sg2_cpu_fast.py THREADS {f|demo} [ROUNDS] [RESOLUTION] [aot] [thread]
   f     NVIDIA's config-f, random weights (bridge.bench.generator.full_config('stylegan2', RESOLUTION=256))
   demo  the embedded demo network (demo_config(), seed 0), 10 frames per timing
   aot   also the synthesis compiled ahead of time as ``vrbridge run`` uses it on the CPU (bridge.aot: built
         first, in a child process, or found in the cache), timed in the same rounds
+  thread  run on a second thread, as the engine's render thread does (glibc serves it from another arena)
 Each round times one plain and one fast synthesis (after a warm-up call each), alternating, so both see the same
 load; prints medians of wall time and of this process's CPU time (on a shared machine the CPU time is the
 steadier of the two: it leaves out the time other processes held the core), and the fast path's PSNR against
@@ -13,6 +14,7 @@ the plain one.
 import math
 import statistics
 import sys
+import threading
 import time
 
 import torch
@@ -27,6 +29,11 @@ def main() -> None:
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     resolution = int(sys.argv[4]) if len(sys.argv) > 4 else 256
     with_aot = "aot" in sys.argv[5:]
+    if "thread" in sys.argv[5:] and threading.current_thread() is threading.main_thread():
+        worker = threading.Thread(target=main)
+        worker.start()
+        worker.join()
+        return
     config = full_config("stylegan2", resolution) if which == "f" else demo_config()
     generator = Generator.from_config(config, seed=0)
     frames = 1 if which == "f" else 10
