@@ -18,6 +18,10 @@ they were at start, and the two tensor levers as inputs (StyleGAN2's ``b4.const`
 ``input.transform``, read every frame). Random noise, network bending, and a lever that edits the weights
 (model mixing) run eagerly; after the weights were edited the compiled graph stays off until the next start.
 
+The compiled call holds the GIL for the whole frame (torch 2.13's package loader does not release it; eager torch
+releases it inside every op): other Python threads (capture hand-over, OSC, trackers) wait up to one synthesis
+meanwhile (bench/gil_hold.py, BENCHMARKS.md issue 16). One reason overlapping stages gain nothing on 2 CPU cores.
+
 The package holds native code the child's compiler wrote into the cache folder (as Inductor's own cache does):
 that folder must be as trusted as the Python environment. Nothing from a model file is executed.
 """
