@@ -18,9 +18,9 @@ they were at start, and the two tensor levers as inputs (StyleGAN2's ``b4.const`
 ``input.transform``, read every frame). Random noise, network bending, and a lever that edits the weights
 (model mixing) run eagerly; after the weights were edited the compiled graph stays off until the next start.
 
-The compiled call holds the GIL for the whole frame (torch 2.13's package loader does not release it; eager torch
-releases it inside every op): other Python threads (capture hand-over, OSC, trackers) wait up to one synthesis
-meanwhile (bench/gil_hold.py, BENCHMARKS.md issue 16). One reason overlapping stages gain nothing on 2 CPU cores.
+torch's package loader keeps the GIL for a whole call (torch 2.13), which froze the engine's other threads for a
+frame at a time (bench/gil_hold.py); the package therefore runs through its C entry point without the GIL
+(bridge.aot_runner), checked on the probe, with torch's loader as the fallback.
 
 The package holds native code the child's compiler wrote into the cache folder (as Inductor's own cache does):
 that folder must be as trusted as the Python environment. Nothing from a model file is executed.
@@ -62,6 +62,7 @@ class AotSynthesis:
         self.status = "waiting"
         self.frames = 0
         self.build_s: float | None = None
+        self.runner = ""  # how the package runs once loaded: "gil-free" (bridge.aot_runner) or "torch loader"
         self._coverage = FrameCoverage(generator, "cpu")
         self._model = None
         self._child: subprocess.Popen | None = None
@@ -82,7 +83,7 @@ class AotSynthesis:
 
     def stats(self) -> dict:
         return {"status": self.status, "package": str(self.path), "compiled_frames": self.frames,
-                "build_s": self.build_s}
+                "build_s": self.build_s, "runner": self.runner}
 
     def wait(self, timeout: float) -> bool:
         """Block until the package is ready or has failed (benchmarks and tests; the engine never waits).
@@ -143,19 +144,34 @@ class AotSynthesis:
         self.build_s = round(time.monotonic() - started, 1)
 
     def _load(self) -> None:
+        """The GIL-free runner (bridge.aot_runner) if it agrees with the probe, else torch's loader; a package
+        that torch's loader also gets wrong is deleted (the next start rebuilds it)."""
+        from bridge import aot_runner
+
         self.status = "loading"
         probe = torch.load(probe_path(self.path), map_location="cpu", weights_only=True)
-        model = torch._inductor.aoti_load_package(str(self.path))
-        with torch.inference_mode():
-            out = model(probe["ws"], probe["lever"])
-        db = psnr_db(out, probe["img"])
-        if db < PROBE_MIN_PSNR_DB:
-            self.path.unlink(missing_ok=True)
-            raise RuntimeError(f"the compiled package differs from the eager network ({db:.1f} dB < "
-                               f"{PROBE_MIN_PSNR_DB:.0f} dB on the probe); deleted, the next start rebuilds it")
+        model = aot_runner.load(self.path, num_inputs=2)
+        if model is not None and _probe_db(model, probe) < PROBE_MIN_PSNR_DB:
+            log.warning("compiled synthesis: the GIL-free runner disagrees with the probe; torch's loader runs it")
+            model = None
+        if model is None:
+            model = torch._inductor.aoti_load_package(str(self.path))
+            db = _probe_db(model, probe)
+            if db < PROBE_MIN_PSNR_DB:
+                for stale in (self.path, *self.path.parent.glob(f"{self.path.stem}.*.so")):  # and its library copy
+                    stale.unlink(missing_ok=True)
+                raise RuntimeError(f"the compiled package differs from the eager network ({db:.1f} dB < "
+                                   f"{PROBE_MIN_PSNR_DB:.0f} dB on the probe); deleted, the next start rebuilds it")
         self._model = model
+        self.runner = "gil-free" if isinstance(model, aot_runner.PackageRunner) else "torch loader"
         self.status = "ready"
-        log.info("compiled synthesis ready (%s)", self.path.name)
+        log.info("compiled synthesis ready (%s, %s)", self.path.name, self.runner)
+
+
+def _probe_db(model, probe: dict) -> float:
+    """PSNR of the package's output on the probe against the eager network's picture the child saved."""
+    with torch.inference_mode():
+        return psnr_db(model(probe["ws"], probe["lever"]), probe["img"])
 
 
 # ---------------------------------------------------------------------------------------------- the cache

@@ -655,9 +655,9 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("device", "str", "auto", "Torch device for encoder and generator: auto, cpu, cuda, cuda:N (the N-th GPU) "
        "or mps.", group="startup", live=False, telemetry=False, check=lambda text: _check_device(text)),
-    _P("schedule", "enum", "auto", "How encode and synthesis share the device: overlap (own threads, at once: GPU "
-       "or 4+ CPU threads), serial (the render thread encodes each fresh frame, then synthesises: fewer CPU "
-       "cores, MPS), auto (chosen per device).", choices=("auto", "overlap", "serial"),
+    _P("schedule", "enum", "auto", "How encode and synthesis share the device: overlap (own threads, at once: GPU, "
+       "4+ CPU threads, or 2-3 with the synthesis compiled in the background), serial (the render thread encodes "
+       "each fresh frame, then synthesises: fewer CPU cores, MPS), auto (chosen per device).", choices=("auto", "overlap", "serial"),
        group="startup", live=False, telemetry=False),
     _P("backend", "enum", "torch", "What runs the generator: torch, or onnxruntime (the graphs of vrbridge export, "
        "on the best execution provider: TensorRT, CUDA, DirectML, CoreML, CPU; network = the export folder or a "

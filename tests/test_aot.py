@@ -5,6 +5,8 @@ switching to it while it runs."""
 from __future__ import annotations
 
 import shutil
+import sys
+import threading
 import time
 
 import pytest
@@ -92,6 +94,70 @@ def test_a_cached_package_loads_without_building_and_matches_the_eager_network(i
         compiled.close()
 
 
+def ticks_inside_calls(run, calls: int = 50) -> int:
+    """Ticks a 0.2 ms-sleeping thread records strictly inside ``calls`` calls of ``run`` on this thread.
+
+    A tick stamps its time holding the GIL, so a call that holds the GIL throughout lets at most the odd tick in
+    (torch's loader lets one through per call at most, measured), while a call that releases it lets the ticker
+    run all along. The long switch interval keeps the interpreter from taking the GIL off this thread."""
+    ticks, stop, spans = [], threading.Event(), []
+
+    def ticker() -> None:
+        while not stop.is_set():
+            time.sleep(0.0002)
+            ticks.append(time.perf_counter())
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1.0)
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    try:
+        for _ in range(calls):
+            start = time.perf_counter()
+            run()
+            spans.append((start, time.perf_counter()))
+    finally:
+        stop.set()
+        thread.join()
+        sys.setswitchinterval(interval)
+    return sum(1 for t in ticks for start, end in spans if start < t < end)
+
+
+def test_the_package_runs_without_holding_the_gil(in_cache):
+    """torch's loader keeps the GIL for a whole call (it froze the engine's other threads for a frame at a
+    time); the engine runs the package through its C entry point instead (bridge.aot_runner)."""
+    generator = tiny()
+    compiled = ready(generator)
+    try:
+        assert compiled.runner == "gil-free" and compiled.stats()["runner"] == "gil-free"
+        loader = torch._inductor.aoti_load_package(str(compiled.path))
+        with torch.inference_mode():
+            ws = ws_of(generator, 7)
+            lever = generator.synthesis.b4.const.detach()
+            torch.testing.assert_close(compiled(ws, "const"), loader(ws, lever), rtol=0, atol=0)
+            held = ticks_inside_calls(lambda: loader.loader.boxed_run([ws, lever]))  # the loader's C call
+            free = ticks_inside_calls(lambda: compiled(ws, "const"))
+            print(f"ticks inside 50 calls: torch's loader {held}, the engine's runner {free}")
+            assert free > 3 * held + 20, (held, free)
+    finally:
+        compiled.close()
+
+
+def test_without_the_gil_free_runner_torchs_loader_runs_the_package(in_cache, monkeypatch):
+    from bridge import aot_runner
+
+    monkeypatch.setattr(aot_runner, "load", lambda package, num_inputs: None)  # e.g. a torch without the C helpers
+    generator = tiny()
+    compiled = ready(generator)
+    try:
+        assert compiled.runner == "torch loader"
+        with torch.inference_mode():
+            ws = ws_of(generator, 8)
+            assert psnr_db(compiled(ws, "const"), generator.synthesis(ws)) >= 60.0
+    finally:
+        compiled.close()
+
+
 def test_the_const_lever_reaches_the_compiled_picture(in_cache):
     generator = tiny()
     compiled = ready(generator)
@@ -146,7 +212,7 @@ def test_a_package_that_disagrees_with_its_probe_is_deleted_and_the_show_stays_e
     compiled.start()
     assert wait_for(lambda: compiled.status.startswith("failed"), timeout=60)
     assert "differs from the eager network" in compiled.status and "\n" not in compiled.status
-    assert not package.exists()  # the next start rebuilds it
+    assert not package.exists() and not list(package.parent.glob("*.so"))  # the next start rebuilds it
     with torch.inference_mode():
         assert compiled(ws_of(generator, 5), "const") is None
 

@@ -44,6 +44,12 @@ def test_plan_per_device():
     assert not plan_run("mps", "stylegan2").fast and plan_run("mps", "stylegan3").fast
     assert (cpu8.fast, cpu8.schedule) == (True, "overlap")
     assert plan_run("cpu", "stylegan2", "overlap", cpu_threads=2).schedule == "overlap"  # asked for: honoured
+    # 2 cores with the synthesis compiled in the background: it runs without the GIL, so the stages overlap
+    # (BENCHMARKS.md: 28.25 fps at 55.8 ms against serial's 24.0 fps at 58.8 ms); eager, or 1 thread: serial
+    compiled2 = plan_run("cpu", "stylegan2", compile="background", cpu_threads=2)
+    assert compiled2.schedule == "overlap" and "GIL" in compiled2.why
+    assert plan_run("cpu", "stylegan2", compile="off", cpu_threads=2).schedule == "serial"
+    assert plan_run("cpu", "stylegan2", compile="background", cpu_threads=1).schedule == "serial"
     mps = plan_run("mps", "stylegan2", "overlap")
     assert mps.schedule == "serial" and "197805" in mps.why  # two threads on one MPS device: never
     assert plan_run("cuda:1", "stylegan3").device == torch.device("cuda", 1)

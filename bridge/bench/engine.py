@@ -71,9 +71,12 @@ def run(args) -> dict:
     compiled = _compiled(generator, plan.compile) if plan.compile in ("background", "cudagraph") else None
     modes = {"engine, serial stages": ("serial", None), "engine, overlapping stages": ("overlap", None),
              "sequential (paper loop)": ("", None)}
-    if compiled is not None:
-        label = "serial stages" if plan.schedule == "serial" else "overlapping stages"
-        modes = {f"engine, {label}, compiled synthesis ({plan.compile})": (plan.schedule, compiled), **modes}
+    if compiled is not None:  # both schedules with it where both are candidates (the CPU), the plan's first
+        schedules = (plan.schedule,) if plan.device.type != "cpu" else (
+            plan.schedule, "overlap" if plan.schedule == "serial" else "serial")
+        labels = {"serial": "serial stages", "overlap": "overlapping stages"}
+        modes = {**{f"engine, {labels[s]}, compiled synthesis ({plan.compile})": (s, compiled) for s in schedules},
+                 **modes}
     results: dict[str, list[tuple[list, dict]]] = {mode: [] for mode in modes}
     for _ in range(rounds):  # alternate, so a change in machine load hits every mode alike
         for mode, (schedule, aot) in modes.items():
