@@ -54,6 +54,12 @@ class PackageRunner:
         if create(ctypes.byref(self._container), 1, b"cpu", None) != 0:
             raise RuntimeError("AOTInductorModelContainerCreateWithDevice failed")
         self._library = library  # keeps the .so loaded
+        # The run writes as many outputs as the model has into our array: check the counts before any run
+        counts = (_count(library.AOTInductorModelContainerGetNumInputs, self._container),
+                  _count(library.AOTInductorModelContainerGetNumOutputs, self._container))
+        if counts != (num_inputs, 1):
+            raise RuntimeError(f"the package's model takes {counts[0]} inputs and gives {counts[1]} outputs, "
+                               f"not {num_inputs} and 1")
         self.num_inputs = num_inputs
 
     def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
@@ -66,6 +72,15 @@ class PackageRunner:
         if code != 0:
             raise RuntimeError(f"AOTInductorModelContainerRun failed (code {code})")
         return torch._C._aoti.alloc_tensors_by_stealing_from_void_ptrs([_CAPSULE_NEW(outputs[0], None, None)])[0]
+
+
+def _count(getter, container: ctypes.c_void_p) -> int:
+    getter.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
+    getter.restype = ctypes.c_int
+    value = ctypes.c_size_t()
+    if getter(container, ctypes.byref(value)) != 0:
+        raise RuntimeError(f"{getter.__name__} failed")
+    return value.value
 
 
 def load(package: Path, num_inputs: int) -> PackageRunner | None:

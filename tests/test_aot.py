@@ -130,6 +130,9 @@ def test_the_package_runs_without_holding_the_gil(in_cache):
     compiled = ready(generator)
     try:
         assert compiled.runner == "gil-free" and compiled.stats()["runner"] == "gil-free"
+        from bridge import aot_runner
+
+        assert aot_runner.load(compiled.path, num_inputs=3) is None  # counts checked before any run writes
         loader = torch._inductor.aoti_load_package(str(compiled.path))
         with torch.inference_mode():
             ws = ws_of(generator, 7)
