@@ -27,6 +27,7 @@ that folder must be as trusted as the Python environment. Nothing from a model f
 """
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import subprocess
@@ -51,10 +52,6 @@ class AotSynthesis:
     engine (start / close / stats)."""
 
     def __init__(self, generator) -> None:
-        # Inductor's loader modules, imported now, before the show: imported by the loading thread mid-show they
-        # held the GIL long enough to stall the render thread ~0.5 s (measured; ~0.14 s remains for the load)
-        import torch._inductor.package  # noqa: F401
-
         from bridge.stylegan.export_graph import FrameCoverage
 
         self.generator = generator
@@ -155,10 +152,14 @@ class AotSynthesis:
             log.warning("compiled synthesis: the GIL-free runner disagrees with the probe; torch's loader runs it")
             model = None
         if model is None:
+            # Inductor's loader modules are imported only here, for the fallback: the GIL-free runner needs none
+            # of them (it loads in ~35 ms without stalling the render thread), while importing them costs ~2.7 s
+            # of start-up, or ~0.5 s of stalled frames when imported mid-show (measured), this once
+            importlib.import_module("torch._inductor.package")  # not ``import torch...``: it would rebind torch here
             model = torch._inductor.aoti_load_package(str(self.path))
             db = _probe_db(model, probe)
             if db < PROBE_MIN_PSNR_DB:
-                for stale in (self.path, *self.path.parent.glob(f"{self.path.stem}.*.so")):  # and its library copy
+                for stale in (self.path, *aot_runner.library_copies(self.path)):
                     stale.unlink(missing_ok=True)
                 raise RuntimeError(f"the compiled package differs from the eager network ({db:.1f} dB < "
                                    f"{PROBE_MIN_PSNR_DB:.0f} dB on the probe); deleted, the next start rebuilds it")

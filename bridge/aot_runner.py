@@ -92,6 +92,11 @@ def load(package: Path, num_inputs: int) -> PackageRunner | None:
         return None
 
 
+def library_copies(package: Path) -> list[Path]:
+    """The copies of ``package``'s library made beside it (to delete with the package)."""
+    return list(package.parent.glob(f"{package.stem}.*.so"))
+
+
 def _extracted_library(package: Path) -> Path:
     """The package's one wrapper .so, copied beside the package once. Named by the package and the library's
     CRC, so a rebuilt package never meets an old copy; written under a temporary name, then renamed."""

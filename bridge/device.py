@@ -119,13 +119,13 @@ def plan_run(device: str | torch.device, arch: str, schedule: str = "auto",
         chosen, why = schedule, "as asked"
     elif device.type == "cuda":
         chosen, why = "overlap", "encoder on its own CUDA stream beside synthesis"
-    elif threads < OVERLAP_MIN_CPU_THREADS and not (compile == "background" and threads >= 2):
-        chosen, why = "serial", f"{threads} CPU threads: stages take turns instead of splitting the cores"
-    elif threads < OVERLAP_MIN_CPU_THREADS:
+    elif threads >= OVERLAP_MIN_CPU_THREADS:
+        chosen, why = "overlap", f"{threads} CPU threads: half each for encode and synthesis"
+    elif compile == "background" and threads >= 2:
         chosen, why = "overlap", (f"{threads} CPU threads, synthesis compiled: it runs without the GIL, so encode "
                                   "takes the other core meanwhile")
     else:
-        chosen, why = "overlap", f"{threads} CPU threads: half each for encode and synthesis"
+        chosen, why = "serial", f"{threads} CPU threads: stages take turns instead of splitting the cores"
     return RunPlan(device=device, fast=fast, schedule=chosen, cudnn_benchmark=device.type == "cuda", why=why,
                    compile=compile)
 

@@ -265,7 +265,7 @@ def step_paths(device: str, quick: bool, deadline: float) -> Iterator[dict]:
             continue
         generator, ws = _full_generator(kind, 256, device)
         yield from _onnx_rows(generator, ws, kind, 256)
-        generator.set_fast(True)  # the path vrbridge run takes on a GPU, compiled
+        generator.set_fast(True)  # torch.compile of the fp16 fast path (the plain path's CUDA graph row is above)
         try:
             compiled = _compiled(generator, ws)
         except Exception as exc:  # noqa: BLE001 - a compiler failure is a finding, not the end of the step
