@@ -10,7 +10,9 @@ rendered beside it). So:
    folder, named by a hash of the weights, the config and the torch version (the second start finds it);
 2. a thread of this process loads the package and checks it against the eager network's output on a probe the
    child saved (>= 60 dB PSNR, the ONNX export's bar); a package that fails is deleted and never used;
-3. from then on every frame the graph covers runs compiled; any other frame runs eagerly, decided per frame
+3. in the engine, the package then races the eager network on the first frames it covers (RACE_FRAMES) and is
+   kept only if it is faster: Inductor wins on narrow networks, our eager CPU fast path on wide ones;
+4. from then on every frame the graph covers runs compiled; any other frame runs eagerly, decided per frame
    at no cost.
 
 What the graph covers: ws [1, num_ws, w_dim] float32 on the CPU, noise_mode const, the network's weights as
@@ -30,6 +32,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -42,6 +45,14 @@ import torch
 log = logging.getLogger(__name__)
 
 PROBE_MIN_PSNR_DB = 60.0
+# Once loaded, the engine's package races the eager network on the render thread: covered frames alternate
+# between the two (timed under the same load) until each ran RACE_FRAMES, and the package is kept only if its
+# median is under RACE_MARGIN of the eager one's. Inductor wins on narrow networks (the demo: ~2x) but the
+# eager CPU fast path (Winograd, banded filters) beats the compiled plain path on wide ones (SG2 config-f at
+# 256 px: ~1.0 s against ~1.7 s). A side more than RACE_DECISIVE times slower loses at once.
+RACE_FRAMES = 3
+RACE_MARGIN = 0.9
+RACE_DECISIVE = 2.0
 BUILD_TIMEOUT_S = 1800.0  # a compile that takes longer than this is given up (the show stays eager)
 LOG_TAIL_CHARS = 300
 
@@ -51,7 +62,9 @@ class AotSynthesis:
     must run eagerly (not ready yet, or the frame needs something the graph does not cover). A service of the
     engine (start / close / stats)."""
 
-    def __init__(self, generator) -> None:
+    def __init__(self, generator, race: bool = False) -> None:
+        """race: time the package against the eager network on the first covered frames and keep the faster
+        (the engine's use); without it every covered frame runs compiled (benchmarks and tests)."""
         from bridge.stylegan.export_graph import FrameCoverage
 
         self.generator = generator
@@ -61,6 +74,8 @@ class AotSynthesis:
         self.build_s: float | None = None
         self.runner = ""  # how the package runs once loaded: "gil-free" (bridge.aot_runner) or "torch loader"
         self._coverage = FrameCoverage(generator, "cpu")
+        self._race: dict[str, list[float]] | None = {"eager": [], "compiled": []} if race else None
+        self.race_ms: dict[str, float] = {}  # the race's medians, once decided
         self._model = None
         self._child: subprocess.Popen | None = None
         self._closed = threading.Event()
@@ -80,7 +95,7 @@ class AotSynthesis:
 
     def stats(self) -> dict:
         return {"status": self.status, "package": str(self.path), "compiled_frames": self.frames,
-                "build_s": self.build_s, "runner": self.runner}
+                "build_s": self.build_s, "runner": self.runner, "race_ms": dict(self.race_ms)}
 
     def wait(self, timeout: float) -> bool:
         """Block until the package is ready or has failed (benchmarks and tests; the engine never waits).
@@ -95,8 +110,39 @@ class AotSynthesis:
         model = self._model
         if model is None or not self.covers(ws, noise_mode):
             return None
+        if self._race is not None:
+            return self._race_frame(model, ws, noise_mode)
         self.frames += 1
         return model(ws, self._coverage.lever)  # the live lever tensor (const or transform), edited in place
+
+    def _race_frame(self, model, ws: torch.Tensor, noise_mode: str) -> torch.Tensor:
+        """One covered frame of the race (see RACE_FRAMES): the side that ran fewer frames renders it, timed."""
+        times = self._race
+        side = "eager" if len(times["eager"]) <= len(times["compiled"]) else "compiled"
+        start = time.perf_counter()
+        if side == "eager":
+            img = self.generator.synthesis(ws, noise_mode=noise_mode)
+        else:
+            img = model(ws, self._coverage.lever)
+            self.frames += 1
+        times[side].append(time.perf_counter() - start)
+        eager, compiled = (statistics.median(times[k]) if times[k] else None for k in ("eager", "compiled"))
+        if compiled is not None and (len(times["compiled"]) >= RACE_FRAMES
+                                     or max(eager / compiled, compiled / eager) > RACE_DECISIVE):
+            self._decide(eager, compiled)
+        return img
+
+    def _decide(self, eager: float, compiled: float) -> None:
+        self._race = None
+        self.race_ms = {"eager": round(eager * 1000, 1), "compiled": round(compiled * 1000, 1)}
+        if compiled < eager * RACE_MARGIN:
+            log.info("compiled synthesis: %.1f ms a frame against %.1f ms eager; compiled from now on",
+                     compiled * 1000, eager * 1000)
+            return
+        self._model = None
+        self.status = (f"eager: faster than the compiled graph ({eager * 1000:.0f} ms against "
+                       f"{compiled * 1000:.0f} ms a frame)")
+        log.info("compiled synthesis not used: %s", self.status)
 
     def covers(self, ws: torch.Tensor, noise_mode: str = "const") -> bool:
         """Whether the compiled graph computes what the eager network would for this frame."""

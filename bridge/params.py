@@ -665,7 +665,7 @@ PARAMS: tuple[Param, ...] = (
        group="startup", live=False, telemetry=False),
     _P("compile", "enum", "auto", "Compiled synthesis: background (ahead of "
        "time in a low-priority child process, cached; the show starts at once, eagerly, and switches when the "
-       "package is ready; CPU), cudagraph (the synthesis captured once as a CUDA graph at the first frame and "
+       "package is ready, if it beats the eager network on the first frames; CPU), cudagraph (the synthesis captured once as a CUDA graph at the first frame and "
        "replayed; CUDA), startup (torch.compile before the first frame: slow first start), off, or auto "
        "(background on the CPU and cudagraph on CUDA with the torch backend, else off; the VRBRIDGE_COMPILE "
        "environment variable, when set to a mode, decides instead).", choices=COMPILE_MODES, group="startup", live=False, telemetry=False),

@@ -94,15 +94,16 @@ def build_engine(settings: Mapping[str, Any], progress: bool = False) -> Engine:
 
 
 def compiled_synthesis(mode: str, generator):
-    """The engine's compiled synthesis service for ``mode``: built in a child process on the CPU, captured
-    on the render thread on CUDA. Either returns None for a frame it does not cover (that frame runs eagerly)."""
+    """The engine's compiled synthesis service for ``mode``: built in a child process on the CPU (and kept
+    only if it beats the eager network on the first frames), captured on the render thread on CUDA. Either
+    returns None for a frame it does not cover (that frame runs eagerly)."""
     if mode == "cudagraph":
         from bridge.cuda_graph import GraphedSynthesis
 
         return GraphedSynthesis(generator)
     from bridge.aot import AotSynthesis
 
-    return AotSynthesis(generator)
+    return AotSynthesis(generator, race=True)
 
 
 # What each name in the ``track`` setting starts: the package whose ``attach(engine, settings)`` starts it.

@@ -94,6 +94,58 @@ def test_a_cached_package_loads_without_building_and_matches_the_eager_network(i
         compiled.close()
 
 
+def slowed(fn, seconds: float):
+    """fn, made slower by a sleep: the race's two sides with a known winner (the real package and network)."""
+    def run(*args, **kwargs):
+        time.sleep(seconds)
+        return fn(*args, **kwargs)
+    return run
+
+
+def racing(generator) -> AotSynthesis:
+    compiled = AotSynthesis(generator, race=True)
+    compiled.start()
+    assert compiled.wait(60), compiled.status
+    return compiled
+
+
+def test_the_race_keeps_the_package_when_it_beats_the_eager_network(in_cache, monkeypatch):
+    generator = tiny()
+    compiled = racing(generator)
+    monkeypatch.setattr(generator.synthesis, "forward", slowed(generator.synthesis.forward, 0.1))
+    try:
+        with torch.inference_mode():
+            ws = ws_of(generator, 5)
+            want = generator.synthesis(ws)
+            first, second = compiled(ws, "const"), compiled(ws, "const")  # eager, then compiled: decisive
+            assert psnr_db(first, want) >= 60.0 and psnr_db(second, want) >= 60.0
+            assert compiled.status == "ready" and compiled.race_ms["eager"] > 2 * compiled.race_ms["compiled"]
+            used = compiled.frames
+            assert psnr_db(compiled(ws, "const"), want) >= 60.0 and compiled.frames == used + 1
+        assert compiled.stats()["race_ms"] == compiled.race_ms
+    finally:
+        compiled.close()
+
+
+def test_the_race_drops_the_package_when_the_eager_network_is_faster(in_cache):
+    """Wide networks on the CPU: the eager fast path beats Inductor's plain graph (BENCHMARKS.md, issue 16)."""
+    generator = tiny()
+    compiled = racing(generator)
+    compiled._model = slowed(compiled._model, 0.2)
+    try:
+        with torch.inference_mode():
+            ws = ws_of(generator, 6)
+            want = generator.synthesis(ws)
+            for _ in range(2):  # eager, then the slow compiled frame: the race is decided
+                assert psnr_db(compiled(ws, "const"), want) >= 60.0
+            assert compiled.status.startswith("eager: faster than the compiled graph (") and "\n" not in compiled.status
+            assert compiled(ws, "const") is None  # from now on the engine renders eagerly
+        health = {"fps": 1.0, "frames": 3, "status": "ok", "services": {"AotSynthesis": compiled.stats()}}
+        assert "| synthesis eager" in format_status(health)
+    finally:
+        compiled.close()
+
+
 def ticks_inside_calls(run, calls: int = 50) -> int:
     """Ticks a 0.2 ms-sleeping thread records strictly inside ``calls`` calls of ``run`` on this thread.
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bridge.stylegan import ops, sg2_cpu
+from bridge.stylegan import ops, sg2_cpu, winograd
 from bridge.stylegan.generator import Generator
 from bridge.stylegan.loader import load_network
 from stylegan_cases import ROOT, assert_case_ok, case_ids, load_cases, psnr, run_case_fast
@@ -154,7 +154,7 @@ def test_every_branch_equals_plain(monkeypatch, architecture):
                         and padding == 1 and x.shape[2] % 4 == 0 and x.shape[3] % 4 == 0 and x.shape[2] >= 16)
     monkeypatch.setattr(sg2_cpu, "BANDED_MIN_BYTES", 0)
     monkeypatch.setattr(sg2_cpu, "BAND_BYTES", 4 * 16 * 32 * 3)  # 3 rows a band at 32 px: a ragged last band
-    monkeypatch.setattr(sg2_cpu, "WINO_BAND_BYTES", 36 * 16 * 4 * 4)  # one tile row a band
+    monkeypatch.setattr(winograd, "STRIP_TILES", 1)  # one tile row a strip
     monkeypatch.setattr(sg2_cpu, "CHANNELS_LAST_MIN", 8)
     generator = _wide(architecture)
     for seed in (0, 1):

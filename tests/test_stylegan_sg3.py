@@ -265,6 +265,7 @@ def test_filtered_lrelu_fast_equals_reference_on_odd_geometries(monkeypatch, ban
     """Negative and positive padding, up 1/2/4, down 1/2, 1-D and 2-D down filters, no filters at all; on the
     CPU in bands of 1 and 3 output rows (halos, bands that lie in the padding) and in one band."""
     monkeypatch.setattr(sg3, "BAND_BYTES", 0)
+    monkeypatch.setattr(sg3, "GEMM_BAND_BYTES", 0)
     monkeypatch.setattr(sg3, "MIN_BAND_ROWS", band_rows)
     gen = torch.Generator().manual_seed(0)
     layer = SynthesisLayer(w_dim=4, is_torgb=False, is_critically_sampled=False, use_fp16=False, in_channels=3,
@@ -296,6 +297,7 @@ def test_fast_path_with_winograd_and_small_bands_matches_nvidia(monkeypatch, net
     banded filtered lrelu (normally bands of several MB) forced onto the tiny fixtures."""
     monkeypatch.setattr(sg3, "WINOGRAD_MIN_CHANNELS", 0)
     monkeypatch.setattr(sg3, "BAND_BYTES", 0)
+    monkeypatch.setattr(sg3, "GEMM_BAND_BYTES", 0)
     monkeypatch.setattr(sg3, "MIN_BAND_ROWS", 3)
     generator = networks[case["model"]]
     result = run_case_fast(generator, case)
@@ -386,6 +388,23 @@ def test_cuda_fast_path_equals_plain_within_fp16_tolerance(model):
     assert fast.dtype == torch.float32
     assert psnr(plain.cpu().numpy(), reference.numpy()) > 90  # CUDA fp32 == CPU fp32 up to rounding
     assert psnr(fast.cpu().numpy(), plain.cpu().numpy()) > 50  # fp16 rounding only
+
+
+def test_fir_outer_writes_into_a_strided_destination_and_needs_no_padding_when_given_it():
+    """The CPU bands hand _fir_outer their own buffers: rows of a wider tensor as `out`, and an input with the
+    zero rows _fir_padding asks for already in place (lo shifted by up * front)."""
+    gen = torch.Generator().manual_seed(9)
+    x, taps = torch.randn(11, 6, generator=gen, dtype=torch.float64), torch.randn(12, generator=gen, dtype=torch.float64)
+    up, lo, out_len = 2, 9, 30
+    want = sg3._fir_outer(x, taps, up, 1, lo, out_len)
+    front, back = sg3._fir_padding(11, 12, up, 1, lo, out_len)
+    assert front > 0 and back > 0
+    padded = torch.cat([torch.zeros(front, 6, dtype=x.dtype), x, torch.zeros(back, 6, dtype=x.dtype)])
+    wide = torch.full((out_len, 10), float("nan"), dtype=x.dtype)
+    got = sg3._fir_outer(padded, taps, up, 1, lo - up * front, out_len, out=wide[:, 2:8])
+    assert got.data_ptr() == wide[:, 2:8].data_ptr()
+    torch.testing.assert_close(wide[:, 2:8], want, atol=1e-12, rtol=0)
+    assert torch.isnan(wide[:, :2]).all() and torch.isnan(wide[:, 8:]).all()
 
 
 def test_fir_outer_equals_zero_insertion_and_correlation(monkeypatch):

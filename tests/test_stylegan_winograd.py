@@ -49,6 +49,23 @@ def test_conv3x3_equals_conv2d_with_scales_and_bias(n, c_in, c_out, h, w, paddin
                                atol=2e-5, rtol=0)
 
 
+def test_wide_kernels_are_padded_to_whole_column_blocks_and_cropped_on_output():
+    """181 output channels (SG3's 256 px layers) run as 192 columns in the products (MKL's fast shape); the
+    padding is zeros and never reaches the output."""
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(1, 16, 10, 9, generator=gen)
+    weight = torch.randn(181, 16, 3, 3, generator=gen) / 12
+    kernel = winograd.transform_weight(weight)
+    assert kernel.out_channels == 181 and kernel.u.shape == (36, 16, 192)
+    assert not kernel.u[:, :, 181:].any()
+    bias, s_out = torch.randn(181, generator=gen), torch.rand(1, 181, generator=gen) + 0.5
+    got = winograd.conv3x3(x, kernel, 2, out_scale=s_out, bias=bias)
+    want = F.conv2d(x.double(), weight.double(), padding=2) * s_out.double()[:, :, None, None] + bias.double()[:, None, None]
+    assert got.shape == want.shape
+    torch.testing.assert_close(got.double(), want, atol=2e-5, rtol=0)
+    assert winograd.transform_weight(weight[:8]).u.shape[2] == 8  # narrow layers are not padded
+
+
 def test_strips_of_tile_rows_give_the_same_result(monkeypatch):
     gen = torch.Generator().manual_seed(3)
     x = torch.randn(2, 8, 23, 21, generator=gen)

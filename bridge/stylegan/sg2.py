@@ -28,7 +28,7 @@ per-frame-invariant work hoisted: the weights' fp16 pre-normalisation and cast, 
 and the filter casts are cached until the source tensor changes (in place or replaced). Kernel launches per
 layer remain (no CUDA graphs). On the CPU, for one float32 sample: the same layers rearranged for oneDNN
 (bridge.stylegan.sg2_cpu: gain and demodulation folded into the weight, up-convs as phase convolutions,
-banded epilogues, Winograd for the wide 64-128 px convs, reused work buffers), float32 and equal to the plain
+banded epilogues, Winograd for the wide 3x3 convs from 16 px up, reused work buffers), float32 and equal to the plain
 path up to rounding. Batches > 1 and anything autograd tracks run the plain route.
 
 Bend points: each SynthesisBlock has a ``bend`` attribute (None, or features -> features) applied to its

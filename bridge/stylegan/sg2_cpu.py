@@ -17,7 +17,8 @@ torch's slow reference kernel. Here, for a float32 batch of one on the CPU (the 
   bias for free;
 - outputs of BANDED_MIN_BYTES and more are convolved and finished band by band of rows into a reused buffer
   (cache-sized passes, and no fresh 33 MB tensor, which costs the CPU ~30 ms of page faults a frame);
-- the wide 64-128 px 3x3 convs run as Winograd F(4x4, 3x3), 36 batched matrix products per band of tiles;
+- the wide 3x3 convs at 64 px and more run as Winograd F(4x4, 3x3) (bridge.stylegan.winograd), each strip of
+  rows finished while in the cache;
 - ToRGB is one matrix product (addmm) over the pixels, the skip image's upsampling one transposed conv.
 
 Every function equals its plain counterpart up to float rounding (tests/test_stylegan_sg2_cpu.py); the plain
@@ -27,6 +28,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from bridge.stylegan import winograd
 
 # Activations that commute with a positive scale: act(g * x) == g * act(x), so the gain can move into the conv.
 HOMOGENEOUS_ACTIVATIONS = ("linear", "relu", "lrelu")
@@ -86,99 +89,44 @@ def modulated_weight(weight: torch.Tensor, styles: torch.Tensor, out_scale: torc
     return torch.mul(weight, torch.outer(out_scale, styles)[:, :, None, None], out=out)
 
 
-# Winograd F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016; interpolation
-# points 0, +-1, +-2 and infinity): a 6x6 input tile -> a 4x4 output tile with 36 products per (out, in) pair
-# instead of 144, i.e. the dense 3x3 convolution as 36 matrix products with 4x fewer multiply-adds.
-_WINO_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
-            (0, -2, -1, 2, 1, 0), (0, 2, -1, -2, 1, 0), (0, 4, 0, -5, 0, 1))
-_WINO_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
-           (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
-_WINO_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
-WINO_M, WINO_A = 4, 6  # output tile, input tile
-# Index of the transform-domain entry whose output transform is all ones: a constant (the bias) added there
-# reaches every output pixel of the tile once.
-_WINO_ONES = 1 * WINO_A + 1
-# Bytes of transformed input per band of tile rows: the band's working set stays in the cache (a whole 256 px
-# layer at once would not, and the transforms are memory-bound).
-WINO_BAND_BYTES = 8 << 20
-
-
-def _kron(a, b=None) -> torch.Tensor:
-    a = torch.tensor(a, dtype=torch.float64)
-    return torch.kron(a, a if b is None else torch.tensor(b, dtype=torch.float64)).float()
-
-
-_WINO = {}
-
-
-def _wino_matrices() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(input [36, 36], weight [36, 9], output [16, 36]) transforms of both image axes at once (Kronecker)."""
-    if not _WINO:
-        _WINO.update(BB=_kron(_WINO_BT), GG=_kron(_WINO_G), AA=_kron(_WINO_AT))
-    return _WINO["BB"], _WINO["GG"], _WINO["AA"]
+# 3x3 convs of at least this many channels in and out, on maps of at least WINOGRAD_MIN_SIZE px, run as
+# Winograd F(4x4, 3x3) (bridge.stylegan.winograd, shared with StyleGAN3): per conv of config-f at 1 thread,
+# 128 ch at 256 px 191 ms against 247-297 ms direct, 256 ch at 128 px 125 against 277-288, 512 ch at 64 px
+# 87 against 229-278, at 32 px 33 against 65-70, at 16 px 15 against 23-25 (64 ch at 256 px: a tie, 59
+# against 56). The whole config-f frame, alternating: 960 ms from 16 px up, 1024-1030 ms from 32 or 64 px.
+WINOGRAD_MIN_CHANNELS = 128
+WINOGRAD_MIN_SIZE = 16
 
 
 def winograd_applies(weight: torch.Tensor, x: torch.Tensor, padding: int) -> bool:
-    """Where the Winograd form won on this CPU (per-layer timings of config-f): a 3x3 'same' conv, wide
-    (>= 256 channels in and out: the transforms cost per pixel and channel, the saving per pixel and channel
-    pair) and at least 64 px (below, the per-band matrix products are too small to run at speed)."""
+    """A 3x3 'same' conv, wide enough and on a map of whole 4x4 tiles (the output is then the tiles)."""
     o, i, kh, kw = weight.shape
     h, w = x.shape[2:]
-    return (kh, kw, padding) == (3, 3, 1) and min(o, i) >= 256 and min(h, w) >= 64 and h % 4 == 0 and w % 4 == 0
+    return ((kh, kw, padding) == (3, 3, 1) and min(o, i) >= WINOGRAD_MIN_CHANNELS
+            and min(h, w) >= WINOGRAD_MIN_SIZE and h % 4 == 0 and w % 4 == 0)
 
 
-def winograd_weight(weight: torch.Tensor) -> torch.Tensor:
-    """[O, I, 3, 3] (torch correlation orientation) -> [36, O, I]: depends on the weight only (cached); the
-    per-frame modulation is a per-(out, in) scale, which the transform passes through unchanged."""
-    o, i = weight.shape[:2]
-    gg = _wino_matrices()[1].to(weight.device)
-    return (gg @ weight.reshape(o * i, 9).t()).reshape(WINO_A * WINO_A, o, i)
+def winograd_weight(weight: torch.Tensor) -> winograd.Kernel:
+    """The transformed kernel (depends on the weight only: cached); the per-frame modulation is a per-(out, in)
+    scale that rides on the input copy and the final write instead."""
+    return winograd.transform_weight(weight)
 
 
-def winograd_conv3x3_(x: torch.Tensor, u: torch.Tensor, bias: torch.Tensor | None, noise: torch.Tensor | None,
-                      act: str, alpha: float, clamp: float | None, scratch: Scratch,
+def winograd_conv3x3_(x: torch.Tensor, kernel: winograd.Kernel, bias: torch.Tensor | None,
+                      noise: torch.Tensor | None, act: str, alpha: float, clamp: float | None, scratch: Scratch,
                       in_scale: torch.Tensor | None = None, out_scale: torch.Tensor | None = None) -> torch.Tensor:
     """conv2d(x * in_scale, w, padding=1) * out_scale + bias + noise, activated and clamped, for x [1, I, H, W]
-    and u = the transformed weight [36, O, I]; computed band by band of tile rows, each band's epilogue while
-    it is hot. The scales (a modulated conv's styles and positive demodulation * gain) ride on the padded copy
-    and the final write, so the cached u serves every frame without a pass over it (36 x O x I floats)."""
-    _, c, h, w = x.shape
-    o = u.shape[1]
-    bb, _, aa = _wino_matrices()
-    bb, aa = bb.to(x.device), aa.to(x.device)
-    m, a = WINO_M, WINO_A
-    rows, cols = h // m, w // m
-    band = max(1, min(rows, WINO_BAND_BYTES // (a * a * max(c, o) * cols * 4)))
-    xp = padded_copy(x, 1, scratch, "wino_pad", in_scale)[0]  # in x's memory format: a straight copy
-    out = x.new_empty([1, o, h, w])
-    tiles = out.view(o, rows, m, cols, m)
-    noise_tiles = noise.reshape(rows, m, cols, m) if noise is not None else None
-    for r0 in range(0, rows, band):
-        n = min(rows, r0 + band) - r0
-        patches = xp[:, r0 * m: (r0 + n) * m + a - m].unfold(1, a, m).unfold(2, a, m)  # [I, n, cols, 6, 6]
-        flat = scratch.take(f"wino_in{n}", [a, a, c, n, cols], x)
-        flat.copy_(patches.permute(3, 4, 0, 1, 2))
-        v = scratch.take(f"wino_v{n}", [a * a, c, n * cols], x)
-        torch.mm(bb, flat.view(a * a, -1), out=v.view(a * a, -1))
-        prod = scratch.take(f"wino_m{n}", [a * a, o, n * cols], x)
-        torch.bmm(u, v, out=prod)
-        if bias is not None:  # in the transform domain, before out_scale (> 0), which it must not meet
-            prod[_WINO_ONES].add_((bias if out_scale is None else bias / out_scale)[:, None])
-        y = scratch.take(f"wino_y{n}", [m * m, o * n * cols], x)
-        torch.mm(aa, prod.view(a * a, -1), out=y)
-        y = y.view(m, m, o, n, cols).permute(2, 3, 0, 4, 1)
-        dst = tiles[:, r0: r0 + n]
-        scale = out_scale.reshape(o, 1, 1, 1, 1) if out_scale is not None else None
-        if noise_tiles is not None and scale is not None:
-            torch.addcmul(noise_tiles[r0: r0 + n], y, scale, out=dst)
-        elif noise_tiles is not None:
-            torch.add(y, noise_tiles[r0: r0 + n], out=dst)
-        elif scale is not None:
-            torch.mul(y, scale, out=dst)
-        else:
-            dst.copy_(y)
-        epilogue_(dst, None, act, alpha, clamp)
-    return out
+    (H, W multiples of 4) and kernel = winograd_weight(w): returned channels-last in this layer's reused
+    buffer, each strip of rows finished (noise, activation, clamp) while it is still in the cache."""
+    _, _, h, w = x.shape
+    out = scratch.take("wino_out", [1, h, w, kernel.out_channels], x)
+
+    def finish(rows: torch.Tensor, sample: int, first: int) -> None:
+        epilogue_(rows, None if noise is None else noise[first:first + rows.shape[0], :, None], act, alpha, clamp)
+
+    return winograd.conv3x3(x, kernel, 1, in_scale=None if in_scale is None else in_scale[None],
+                            out_scale=None if out_scale is None else out_scale[None], bias=bias, out=out,
+                            epilogue=finish)
 
 
 def phase_kernels(weight: torch.Tensor) -> dict[int, torch.Tensor]:

@@ -33,7 +33,9 @@ Two execution paths with the same weights:
     strided downsampling (only kept pixels are filtered), channels_last (depthwise FIR convs are ~10x faster
     that way on CPU too), in-place activation, filter/weight tensors prepared once and cached until the
     parameters change, and on CUDA fp16 in the layers NVIDIA runs in fp16 (sampling rate *
-    2**num_fp16_res > img_resolution). CPU stays float32 and is 3-7x faster than plain at full size.
+    2**num_fp16_res > img_resolution). The CPU stays float32 and adds Winograd 3x3 convolutions on wide
+    layers (bridge.stylegan.winograd) and the filtered lrelu as banded matrix products
+    (_filtered_lrelu_bands_gemm): SG3-T at 256 px runs ~7.5x faster than plain (bench/sg3t_cpu_fast.py).
 Both paths are pinned to NVIDIA's outputs on CPU by the fixture tests; on CUDA a test pins fast == plain
 within fp16 tolerance.
 
@@ -43,6 +45,7 @@ network applies to their output; bridge.bending sets it. None is the plain forwa
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 
@@ -327,6 +330,11 @@ def filtered_lrelu_fast(x: torch.Tensor, filters: dict, b: torch.Tensor | None, 
 # allocator's heap and to stay mostly in cache (a whole upsampled layer is up to ~400 MB, and each fresh
 # allocation that size costs more in page faults than the filtering itself).
 BAND_BYTES = 6 << 20
+# ... in _filtered_lrelu_bands_gemm, whose intermediates live in reused per-thread buffers (no page faults
+# after the first frame): bigger bands recompute fewer halo rows (8 output rows of a 512-channel layer
+# upsampled 26 rows for 16 kept; 40 rows: 90 for 80). SG3-T 256 px, whole fast frame, sizes alternating in
+# one process: 8.6 s at 6 MB, 7.2 s at 24 MB, 6.7-7.5 s at 32-128 MB (within noise of each other).
+GEMM_BAND_BYTES = 48 << 20
 MIN_BAND_ROWS = 8
 
 
@@ -385,10 +393,50 @@ def _filtered_lrelu_bands(x: torch.Tensor, filters: dict, up: int, down: int, pa
 
 
 GEMM_BLOCK = 16  # outputs per block of _fir_outer's block-banded matrix products
+# ... when downsampling: a block of 4 outputs reads 18 rows of which each output weighs 12 (16 outputs: 42 rows,
+# 29% of the band non-zero); measured per layer of SG3-T 256 px, 5-20% faster than blocks of 16 (blocks of 2-6
+# within noise of 4).
+GEMM_BLOCK_DOWN = 4
 GEMM_COLUMNS = 4096  # columns per product in _fir_outer (cache-sized pieces of long rows)
 
 
-def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int, out_len: int) -> torch.Tensor:
+@functools.lru_cache(maxsize=512)
+def _fir_band(taps: tuple, up: int, down: int, lo: int, block: int, dtype: torch.dtype,
+              device: torch.device) -> tuple[torch.Tensor, int, int]:
+    """(band, first, span) of _fir_outer: the polyphase band [block, span] (the taps of each input row for
+    each of the block's outputs, zeros included), the first input row block 0 reads, and the rows one block
+    reads. Cached: the same few geometries recur every frame (per layer and band edge)."""
+    k = len(taps)
+    first = _ceil_div(-lo, up)
+    span = (down * (block - 1) + k - 1 - lo) // up - first + 1
+    rows = torch.arange(block).reshape(-1, 1)
+    cols = torch.arange(span).reshape(1, -1)
+    index = up * (first + cols) + lo - down * rows  # tap of input row first + col for output row
+    valid = (index >= 0) & (index < k)
+    values = torch.tensor(taps, dtype=torch.float64)[index.clamp(0, k - 1)]
+    band = torch.where(valid, values, torch.zeros((), dtype=torch.float64))
+    return band.to(device=device, dtype=dtype), first, span
+
+
+def _fir_block(up: int, down: int, out_len: int) -> int:
+    """Outputs per block: GEMM_BLOCK (GEMM_BLOCK_DOWN when downsampling), rounded up so that a block starts
+    on an input row."""
+    block = max(1, min(GEMM_BLOCK if down == 1 else GEMM_BLOCK_DOWN, out_len))
+    while (down * block) % up:
+        block += 1
+    return block
+
+
+def _fir_padding(length: int, k: int, up: int, down: int, lo: int, out_len: int) -> tuple[int, int]:
+    """Zero rows _fir_outer needs before and after x's `length` rows (it pads a copy itself otherwise): a
+    caller that copies x anyway can write it into a buffer with these rows zeroed, and pass lo - up * front."""
+    first = _ceil_div(-lo, up)
+    last = (down * (out_len - 1) + k - 1 - lo) // up  # last input row any wanted output touches
+    return max(0, -first), max(0, last + 1 - length)
+
+
+def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int, out_len: int,
+               out: torch.Tensor | None = None) -> torch.Tensor:
     """1-D resampling along the outer axis of a 2-D tensor x [L, N], as block-banded matrix products.
 
     out[i] = sum_k taps[k] * z[down * i + k], where z is x with up - 1 zeros inserted after each row and `lo`
@@ -397,24 +445,17 @@ def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int,
     (the filter's polyphase band, zeros included) multiplies overlapping windows of x: the products run at
     matrix-multiply speed on rows of N = width x channels floats, which beats depthwise convolutions on the
     CPU by far even with the band's zeros multiplied (about 2x the filter's own work).
+    out: optional [out_len, N] destination with unit column stride (rows may be further apart).
     """
     length, n = x.shape
     k = taps.shape[0]
-    block = max(1, min(GEMM_BLOCK, out_len))
-    while (down * block) % up:
-        block += 1
+    block = _fir_block(up, down, out_len)
     step = down * block // up
-    first = _ceil_div(-lo, up)  # first input row block 0 touches
-    span = (down * (block - 1) + k - 1 - lo) // up - first + 1  # input rows one block touches
-    rows = torch.arange(block, device=x.device).reshape(-1, 1)
-    cols = torch.arange(span, device=x.device).reshape(1, -1)
-    index = up * (first + cols) + lo - down * rows  # tap of input row first + col for output row
-    valid = (index >= 0) & (index < k)
-    band = torch.where(valid, taps[index.clamp(0, k - 1)], torch.zeros((), dtype=x.dtype, device=x.device))
+    band, first, span = _fir_band(tuple(taps.tolist()), up, down, lo, block, x.dtype, x.device)
     # Zero rows only where a wanted output reads beyond x (the padding of an upsampling); a last, partial
     # block runs as its own smaller product instead of reading past the end.
-    last = (down * (out_len - 1) + k - 1 - lo) // up  # last input row any wanted output touches
-    front, back = max(0, -first), max(0, last + 1 - length)
+    front, back = _fir_padding(length, k, up, down, lo, out_len)
+    last = (down * (out_len - 1) + k - 1 - lo) // up
     if front or back:
         padded = x.new_empty(front + length + back, n)
         if front:
@@ -429,10 +470,11 @@ def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int,
         x = x.contiguous()
     row = x.stride(0)  # a view of whole rows may skip columns between them
     full, rest = divmod(out_len, block)
-    out = winograd.empty_huge((out_len, n), x)
+    if out is None:
+        out = winograd.empty_huge((out_len, n), x)
     if full:
         windows = x.as_strided((full, span, n), (step * row, row, 1), x.storage_offset() + start * row)
-        main = out[:full * block].view(full, block, n)
+        main = out[:full * block].unflatten(0, (full, block))
         wide = band.expand(full, block, span)
         # column chunks keep each product's inputs in the core's cache (~1.7x faster than one product)
         for j in range(0, n, GEMM_COLUMNS):
@@ -448,12 +490,28 @@ def _ceil_div(a: int, b: int) -> int:
     return -((-a) // b)
 
 
+def _transposed_rows(t: torch.Tensor, rows: int, cols: int, channels: int, role: str, pad: tuple[int, int]):
+    """t [rows, cols * channels] -> [pad[0] + cols + pad[1], rows * channels] in this thread's `role` buffer,
+    the pad rows zeroed: the x passes of _filtered_lrelu_bands_gemm run along the outer axis too."""
+    front, back = pad
+    dest = winograd._scratch(role, (front + cols + back, rows * channels), t)
+    if front:
+        dest[:front].zero_()
+    if back:
+        dest[front + cols:].zero_()
+    dest[front:front + cols].view(cols, rows, channels).copy_(t.view(rows, cols, channels).transpose(0, 1))
+    return dest
+
+
 def _filtered_lrelu_bands_gemm(x: torch.Tensor, taps: dict, up: int, down: int, padding, gain: float,
                                slope: float, clamp: float | None) -> torch.Tensor:
     """_filtered_lrelu_bands with separable filters, every pass a _fir_outer: up along y on the band's
     input rows, a transposed copy, up along x (its taps carry the activation's gain: lrelu commutes with a
     positive scale, and the clamp comes after the gain anyway), the activation, down along x, a transposed
-    copy back, down along y. Channels-last rows of width x channels floats are the long, contiguous axis of every product."""
+    copy back, down along y straight into the output's rows. Channels-last rows of width x channels floats are
+    the long, contiguous axis of every product. The intermediates ping-pong between two per-thread buffers
+    (winograd._scratch), so bands of tens of MB cost no page faults after the first frame; bigger bands
+    recompute fewer halo rows (rows two bands both need)."""
     n, c, h, w = x.shape
     px0, px1, py0, py1 = padding
     fu, fd = taps["up_y"], taps["down"]
@@ -463,9 +521,10 @@ def _filtered_lrelu_bands_gemm(x: torch.Tensor, taps: dict, up: int, down: int, 
     rows_out = (rows_up - kd) // down + 1
     cols_out = (cols_up - kd) // down + 1
     out = winograd.empty_huge((n, c, rows_out, cols_out), x, memory_format=torch.channels_last)
-    band = max(MIN_BAND_ROWS, BAND_BYTES // max(1, down * cols_up * c * x.element_size()))
+    band = max(MIN_BAND_ROWS, GEMM_BAND_BYTES // max(1, down * cols_up * c * x.element_size()))
     xh = x.permute(0, 2, 3, 1)  # [n, h, w, c] (a view: x is channels_last)
     oh = out.permute(0, 2, 3, 1)
+    pad_x = _fir_padding(w, ku, up, 1, px0, cols_up)
     for b in range(n):
         for o0 in range(0, rows_out, band):
             o1 = min(rows_out, o0 + band)
@@ -476,17 +535,18 @@ def _filtered_lrelu_bands_gemm(x: torch.Tensor, taps: dict, up: int, down: int, 
                 oh[b, o0:o1].zero_()
                 continue
             rows = i1 - i0
-            t = _fir_outer(xh[b, j0:j1].reshape(j1 - j0, w * c), fu, up, 1, py0 - i0 + up * j0, rows)
-            t = t.view(rows, w, c).transpose(0, 1).reshape(w, rows * c)  # the transposed copy
-            t = _fir_outer(t, taps["up_x"], up, 1, px0, cols_up)  # [cols_up, rows * c]
+            t = winograd._scratch("fir_a", (rows, w * c), x)
+            _fir_outer(xh[b, j0:j1].reshape(j1 - j0, w * c), fu, up, 1, py0 - i0 + up * j0, rows, out=t)
+            t = _transposed_rows(t, rows, w, c, "fir_b", pad_x)
+            u = winograd._scratch("fir_a", (cols_up, rows * c), x)
+            t = _fir_outer(t, taps["up_x"], up, 1, px0 - up * pad_x[0], cols_up, out=u)
             if slope != 1:
                 t = F.leaky_relu_(t, slope)
             if clamp is not None and clamp >= 0:
                 t = t.clamp_(-clamp, clamp)
-            t = _fir_outer(t, fd, 1, down, 0, cols_out)  # [cols_out, rows * c]
-            t = t.view(cols_out, rows, c).transpose(0, 1).reshape(rows, cols_out * c)
-            t = _fir_outer(t, fd, 1, down, 0, o1 - o0)
-            oh[b, o0:o1].copy_(t.view(o1 - o0, cols_out, c))
+            t = _fir_outer(t, fd, 1, down, 0, cols_out, out=winograd._scratch("fir_b", (cols_out, rows * c), x))
+            t = _transposed_rows(t, cols_out, rows, c, "fir_a", (0, 0))
+            _fir_outer(t, fd, 1, down, 0, o1 - o0, out=oh[b, o0:o1].view(o1 - o0, cols_out * c))
     return out
 
 
