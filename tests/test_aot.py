@@ -117,8 +117,9 @@ def test_the_race_keeps_the_package_when_it_beats_the_eager_network(in_cache, mo
         with torch.inference_mode():
             ws = ws_of(generator, 5)
             want = generator.synthesis(ws)
-            first, second = compiled(ws, "const"), compiled(ws, "const")  # eager, then compiled: decisive
-            assert psnr_db(first, want) >= 60.0 and psnr_db(second, want) >= 60.0
+            for _ in range(4):  # eager and compiled warm up, then one timed frame each: decisive
+                assert not compiled.race_ms
+                assert psnr_db(compiled(ws, "const"), want) >= 60.0
             assert compiled.status == "ready" and compiled.race_ms["eager"] > 2 * compiled.race_ms["compiled"]
             used = compiled.frames
             assert psnr_db(compiled(ws, "const"), want) >= 60.0 and compiled.frames == used + 1
@@ -136,7 +137,7 @@ def test_the_race_drops_the_package_when_the_eager_network_is_faster(in_cache):
         with torch.inference_mode():
             ws = ws_of(generator, 6)
             want = generator.synthesis(ws)
-            for _ in range(2):  # eager, then the slow compiled frame: the race is decided
+            for _ in range(4):  # each side warms up, then one timed frame each: the race is decided
                 assert psnr_db(compiled(ws, "const"), want) >= 60.0
             assert compiled.status.startswith("eager: faster than the compiled graph (") and "\n" not in compiled.status
             assert compiled(ws, "const") is None  # from now on the engine renders eagerly
