@@ -17,7 +17,7 @@ torch's slow reference kernel. Here, for a float32 batch of one on the CPU (the 
   bias for free;
 - outputs of BANDED_MIN_BYTES and more are convolved and finished band by band of rows into a reused buffer
   (cache-sized passes, and no fresh 33 MB tensor, which costs the CPU ~30 ms of page faults a frame);
-- the wide 3x3 convs at 64 px and more run as Winograd F(4x4, 3x3) (bridge.stylegan.winograd), each strip of
+- the wide 3x3 convs from 16 px up run as Winograd F(4x4, 3x3) (bridge.stylegan.winograd), each strip of
   rows finished while in the cache;
 - ToRGB is one matrix product (addmm) over the pixels, the skip image's upsampling one transposed conv.
 

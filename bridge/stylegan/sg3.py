@@ -407,8 +407,8 @@ def _fir_band(taps: tuple, up: int, down: int, lo: int, block: int, dtype: torch
     each of the block's outputs, zeros included), the first input row block 0 reads, and the rows one block
     reads. Cached: the same few geometries recur every frame (per layer and band edge)."""
     k = len(taps)
-    first = _ceil_div(-lo, up)
-    span = (down * (block - 1) + k - 1 - lo) // up - first + 1
+    first, last = _fir_reach(k, up, down, lo, block)
+    span = last - first + 1
     rows = torch.arange(block).reshape(-1, 1)
     cols = torch.arange(span).reshape(1, -1)
     index = up * (first + cols) + lo - down * rows  # tap of input row first + col for output row
@@ -427,11 +427,15 @@ def _fir_block(up: int, down: int, out_len: int) -> int:
     return block
 
 
+def _fir_reach(k: int, up: int, down: int, lo: int, out_len: int) -> tuple[int, int]:
+    """(first, last): the input rows that the first and the last of `out_len` outputs of _fir_outer read."""
+    return _ceil_div(-lo, up), (down * (out_len - 1) + k - 1 - lo) // up
+
+
 def _fir_padding(length: int, k: int, up: int, down: int, lo: int, out_len: int) -> tuple[int, int]:
     """Zero rows _fir_outer needs before and after x's `length` rows (it pads a copy itself otherwise): a
     caller that copies x anyway can write it into a buffer with these rows zeroed, and pass lo - up * front."""
-    first = _ceil_div(-lo, up)
-    last = (down * (out_len - 1) + k - 1 - lo) // up  # last input row any wanted output touches
+    first, last = _fir_reach(k, up, down, lo, out_len)
     return max(0, -first), max(0, last + 1 - length)
 
 
@@ -455,7 +459,7 @@ def _fir_outer(x: torch.Tensor, taps: torch.Tensor, up: int, down: int, lo: int,
     # Zero rows only where a wanted output reads beyond x (the padding of an upsampling); a last, partial
     # block runs as its own smaller product instead of reading past the end.
     front, back = _fir_padding(length, k, up, down, lo, out_len)
-    last = (down * (out_len - 1) + k - 1 - lo) // up
+    last = _fir_reach(k, up, down, lo, out_len)[1]
     if front or back:
         padded = x.new_empty(front + length + back, n)
         if front:
