@@ -188,9 +188,7 @@ def run_osc_monitor(command: str, cwd: Path) -> None:
         assert any("/vrb/fps" in line and "29.5" in line for line in lines), lines
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        os.set_blocking(fd, True)
-        # drain what it prints while it exits: an undrained pipe that fills up blocks the monitor's final flush
-        proc.communicate(timeout=30)
+        proc.wait(timeout=30)
 
 
 def run_models(command: str, cwd: Path) -> None:
